@@ -36,6 +36,7 @@
     retry: 'Retry',
     offline: 'You are offline. Your message will be sent when the connection is back.',
     disconnected: 'The connection was lost. Reconnecting…',
+    unreachable: 'The chat cannot be reached right now. Trying again…',
     busy: 'The assistant is busy right now. Please try again in a moment.',
     rate_limited: 'You are sending messages too quickly. Please try again in {s} seconds.',
     quota_exceeded: 'This chat has reached its limit for now. Please try again later.',
@@ -91,7 +92,7 @@ button{cursor:pointer}
 .l{position:fixed;bottom:20px;right:20px;z-index:2147483000;width:56px;height:56px;border-radius:50%;border:0;background:var(--a);color:var(--f);box-shadow:0 4px 14px #0004;display:grid;place-items:center}
 .l:focus-visible{box-shadow:0 0 0 2px #fff}
 .l[aria-expanded=true] svg:first-child,.l[aria-expanded=false] svg+svg{display:none}
-.l svg{width:28px;height:28px;fill:none;stroke:currentColor;stroke-width:2;stroke-linecap:round;stroke-linejoin:round}
+.x svg,.l svg{width:28px;height:28px;fill:none;stroke:currentColor;stroke-width:2;stroke-linecap:round;stroke-linejoin:round}
 .p{position:fixed;bottom:88px;right:20px;z-index:2147483000;width:min(380px,calc(100vw - 32px));height:min(600px,calc(100vh - 108px));background:#fff;border-radius:14px;box-shadow:0 10px 40px #0004;display:flex;flex-direction:column;overflow:hidden;animation:cv-in .18s ease-out}
 .left .l,.left .p{right:auto;left:20px}
 @keyframes cv-in{from{opacity:0;transform:translateY(8px)}}
@@ -99,7 +100,8 @@ button{cursor:pointer}
 @media (prefers-reduced-motion:reduce){*{animation:none!important;transition:none!important}}
 header{display:flex;align-items:center;gap:8px;padding-block:10px;padding-inline:16px 8px;background:var(--a);color:var(--f)}
 h2{margin:0;flex:1;font-size:17px;font-weight:600}
-.x{background:none;border:0;width:40px;height:40px;border-radius:8px;font-size:24px;line-height:1}
+.x{background:none;border:0;width:40px;height:40px;border-radius:8px;display:grid;place-items:center;color:inherit}
+.x svg{width:22px;height:22px}
 .x:focus-visible,.s:focus-visible{outline-color:var(--ring);box-shadow:0 0 0 2px #fff}
 .n{margin:0;padding:8px 16px;font-size:13px;color:#444;background:#f6f7f9;border-bottom:1px solid #e2e4e8}
 a{color:#0b57d0}
@@ -186,7 +188,7 @@ textarea{flex:1;resize:none;min-height:42px;max-height:132px;padding:9px 11px;bo
   svgClose.append(cross);
 
   const launcher = h('button', { type: 'button', className: 'l', 'aria-label': t('open'), 'aria-expanded': 'false', 'aria-controls': 'cv-panel' }, svg, svgClose);
-  const closeBtn = h('button', { type: 'button', className: 'x', 'aria-label': t('close'), textContent: '×' });
+  const closeBtn = h('button', { type: 'button', className: 'x', 'aria-label': t('close') }, svgClose.cloneNode(true));
   const log = h('div', { className: 'log', role: 'log', 'aria-live': 'off', 'aria-label': t('log'), tabIndex: 0 });
   // Replies are announced once, complete, here (the log itself stays quiet while streaming).
   const announcer = h('div', { className: 'sr', role: 'status', 'aria-live': 'polite' });
@@ -270,6 +272,7 @@ textarea{flex:1;resize:none;min-height:42px;max-height:132px;padding:9px 11px;bo
   let conversation = null;
   let token = null;
   let attempt = 0;
+  let reached = false; // a hello arrived at least once in this page
   let timer = 0;
   let outbox = []; // control frames waiting for a ready socket
   /** Submits sent but not finished: {id, text, el, accepted, reply, replyText, waiting} */
@@ -306,7 +309,7 @@ textarea{flex:1;resize:none;min-height:42px;max-height:132px;padding:9px 11px;bo
 
   function reconnectLater() {
     const offline = navigator.onLine === false;
-    showStatus(t(offline ? 'offline' : 'disconnected'), offline ? null : () => { attempt = 0; connect(); });
+    showStatus(t(offline ? 'offline' : reached ? 'disconnected' : 'unreachable'), offline ? null : () => { attempt = 0; connect(); });
     if (offline) return; // the 'online' event reconnects
     const delay = Math.min(30000, 500 * 2 ** attempt++) * (0.75 + Math.random() / 2);
     timer = setTimeout(connect, delay);
@@ -332,9 +335,12 @@ textarea{flex:1;resize:none;min-height:42px;max-height:132px;padding:9px 11px;bo
   }
 
   function handle(f) {
-    const m = f.id != null ? find(f.id) : null;
+    // An error without an id about a submit belongs to the one message in flight.
+    const m = f.id != null ? find(f.id)
+      : f.type === 'error' && /^(too_large|empty|rate|quota|content|busy|upstream)/.test(f.code) ? inflight.find((x) => !x.error) : null;
     switch (f.type) {
       case 'hello':
+        reached = true;
         limits = f.limits || {};
         if (conversation && token) ws.send(JSON.stringify({ type: 'resume', conversation, token }));
         else flush();
@@ -486,8 +492,9 @@ textarea{flex:1;resize:none;min-height:42px;max-height:132px;padding:9px 11px;bo
   function submit() {
     const text = input.value.trim();
     if (!text || inflight.some((m) => !m.error)) return; // one message at a time
-    if (limits.max_message_chars && text.length > limits.max_message_chars) {
-      return showStatus(t('too_large', { n: limits.max_message_chars }));
+    // Over the server's limit, or too big for one 64 KiB frame: refuse here, keep the draft.
+    if (text.length > (limits.max_message_chars || Infinity) || new Blob([text]).size > 60000) {
+      return showStatus(t('too_large', { n: limits.max_message_chars || 20000 }));
     }
     inflight = inflight.filter((m) => !m.error); // a new message replaces a failed one
     const m = { id: newId(), text, el: bubble('user', text) };

@@ -19,6 +19,8 @@ export async function startFakeLlm({ reply = 'Hello from the fake model.', chunk
     reply, chunkDelayMs, requests: [],
     /** Optional hook: (body) => reply text, for replies that depend on the request. */
     replyFor: null,
+    /** How many of the next requests fail with HTTP 500 (upstream trouble). */
+    failNext: 0,
     /** When set, holds the stream open after this many chunks until release() is called. */
     holdAfter: null,
     held: null,
@@ -35,6 +37,11 @@ export async function startFakeLlm({ reply = 'Hello from the fake model.', chunk
       let parsed;
       try { parsed = JSON.parse(body); } catch { parsed = { unparsable: body }; }
       llm.requests.push(parsed);
+      if (llm.failNext > 0) {
+        llm.failNext -= 1;
+        res.writeHead(500, { 'content-type': 'application/json' });
+        return res.end('{"error":{"message":"fake upstream failure","type":"server_error"}}');
+      }
       const text = llm.replyFor ? llm.replyFor(parsed) : llm.reply;
       res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
       const parts = pieces(text);

@@ -199,3 +199,22 @@ export function unwrapVisitorTurns(request) {
     return match ? match[1].replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&') : m.content;
   });
 }
+
+/**
+ * Opens a raw WebSocket from the page (so the browser sets the page's own Origin), sends `frames`
+ * after hello and resolves with every frame received until one whose type is in `untilTypes`.
+ */
+export function exchange(page, addr, key, frames, untilTypes) {
+  return page.evaluate(([url, frames, untilTypes]) => new Promise((resolve, reject) => {
+    const got = [];
+    const ws = new WebSocket(url);
+    const timer = setTimeout(() => { ws.close(); reject(new Error('no answer: ' + JSON.stringify(got))); }, 10000);
+    ws.onmessage = (e) => {
+      const f = JSON.parse(e.data);
+      got.push(f);
+      if (f.type === 'hello') for (const x of frames) ws.send(JSON.stringify(x));
+      else if (untilTypes.includes(f.type)) { clearTimeout(timer); ws.close(); resolve(got); }
+    };
+    ws.onclose = (e) => { clearTimeout(timer); resolve([...got, { closed: e.code }]); };
+  }), [`ws://${addr}/v1/widget/ws?key=${encodeURIComponent(key)}`, frames, untilTypes]);
+}

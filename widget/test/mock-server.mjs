@@ -105,6 +105,7 @@ function serve() {
             method: 'POST', headers: { 'content-type': 'application/json' },
             body: JSON.stringify({ model: 'fake', stream: true, messages: history }),
           });
+          if (!r.ok) throw new Error('upstream ' + r.status);
           const dec = new TextDecoder();
           let buf = '';
           for await (const part of r.body) {
