@@ -421,10 +421,11 @@ textarea{flex:1;resize:none;min-height:42px;max-height:132px;padding:9px 11px;bo
   }
 
   function addSources(el, sources) {
-    const items = (Array.isArray(sources) ? sources : [])
-      .map((s) => [safeUrl(s.url), s.title || s.url])
-      .filter(([u]) => u)
-      .map(([u, title]) => h('li', {}, link(u, String(title))));
+    const items = (Array.isArray(sources) ? sources : []).map((s) => {
+      const url = safeUrl(s.url);
+      const title = String(s.title || s.url || s.id);
+      return h('li', {}, url ? link(url, title) : title);
+    });
     if (items.length) el.append(h('div', { className: 'src' }, t('sources') + ':', h('ul', {}, ...items)));
   }
 

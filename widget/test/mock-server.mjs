@@ -90,7 +90,7 @@ function serve() {
         if (!c) return err('no_conversation', f.id);
         if (!c.ids[f.id]) {
           c.ids[f.id] = { reply: null };
-          c.messages.push({ role: 'user', text, at: new Date().toISOString() });
+          c.messages.push({ role: 'visitor', text, at: new Date().toISOString() });
         }
         store(s);
         out({ type: 'accepted', id: f.id, conversation: conv, ...(token ? { token } : {}) });
@@ -98,7 +98,7 @@ function serve() {
           out({ type: 'delta', id: f.id, text: c.ids[f.id].reply });
           return out({ type: 'done', id: f.id, message: 'm_' + rand(4) });
         }
-        const history = c.messages.map((m) => ({ role: m.role, content: m.text }));
+        const history = c.messages.map((m) => ({ role: m.role === 'visitor' ? 'user' : m.role, content: m.text }));
         let reply = '';
         try {
           const r = await fetch(llmBase + '/chat/completions', {
