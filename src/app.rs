@@ -1,0 +1,74 @@
+//! The application state shared by every request, and `serve`: run on a listener you are
+//! handed, stop on a future you are handed.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::ServerConfig;
+use crate::domain::TenantId;
+use crate::error::Result;
+use crate::limits::KeyedLimiters;
+use crate::llm::Llm;
+use crate::store::Store;
+
+/// Cheap-to-clone handle to the application.
+pub type AppState = Arc<App>;
+
+/// Built once at start.
+pub struct App {
+    pub store: Store,
+    pub llm: Llm,
+    pub config: ServerConfig,
+    /// Messages per minute across all of a tenant's sockets.
+    pub tenant_limits: KeyedLimiters<TenantId>,
+    /// Cancelled when the server begins shutting down.
+    pub shutdown: CancellationToken,
+    /// Widget sessions, so shutdown can wait for replies in flight.
+    pub sessions: TaskTracker,
+}
+
+impl App {
+    pub fn new(store: Store, llm: Llm, config: ServerConfig) -> AppState {
+        Arc::new(Self {
+            store,
+            llm,
+            config,
+            tenant_limits: KeyedLimiters::new(10_000),
+            shutdown: CancellationToken::new(),
+            sessions: TaskTracker::new(),
+        })
+    }
+}
+
+/// Serves HTTP and widget sockets on `listener` until `shutdown` resolves; then stops accepting,
+/// lets replies in flight finish (bounded by `shutdown_grace`) and closes sockets with 1001.
+pub async fn serve(listener: TcpListener, app: AppState, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
+    let router = crate::http::router(app.clone());
+    let janitor = tokio::spawn(evict_idle_limiters(app.clone()));
+    let token = app.shutdown.clone();
+    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            token.cancel();
+        })
+        .await?;
+    app.sessions.close();
+    if tokio::time::timeout(app.config.shutdown_grace, app.sessions.wait()).await.is_err() {
+        tracing::warn!("shutdown grace period ended with widget sessions still open");
+    }
+    janitor.abort();
+    Ok(())
+}
+
+async fn evict_idle_limiters(app: AppState) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+    loop {
+        tick.tick().await;
+        app.tenant_limits.evict_idle(std::time::Duration::from_secs(300));
+    }
+}

@@ -1,0 +1,98 @@
+//! The command line (CONTRACT §2): argument types and dispatch. One file per subcommand.
+
+pub mod demo;
+mod key;
+mod serve;
+mod tenant;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::crypto::{MasterKey, MasterKeySource};
+use crate::datadir::DataDir;
+use crate::error::Result;
+use crate::store::Store;
+
+#[derive(Parser, Debug)]
+#[command(name = "chatvault", version, about = "Privacy-first backend for embeddable AI chat widgets")]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command accepts.
+#[derive(Args, Debug, Clone)]
+pub struct GlobalArgs {
+    /// Data directory holding catalog.db, keyring.db and one file per tenant.
+    #[arg(long, global = true, env = "CHATVAULT_DATA_DIR", default_value = "./tenants")]
+    pub data_dir: PathBuf,
+    /// File holding the 64-hex master key (mode 0600 or stricter). Otherwise CHATVAULT_MASTER_KEY is read.
+    #[arg(long, global = true, env = "CHATVAULT_MASTER_KEY_FILE")]
+    pub master_key_file: Option<PathBuf>,
+    /// Print one JSON object on stdout instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Log format on stderr: text or json.
+    #[arg(long, global = true, env = "CHATVAULT_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Zero-config demo: ./tenants, a demo key file, a demo tenant and its sample page.
+    Demo(demo::DemoArgs),
+    /// Run the server.
+    Serve(serve::ServeArgs),
+    /// Master key operations.
+    #[command(subcommand)]
+    Key(key::KeyCommand),
+    /// Tenant operations.
+    #[command(subcommand)]
+    Tenant(tenant::TenantCommand),
+}
+
+/// Runs a parsed command.
+pub async fn run(cli: Cli) -> Result<()> {
+    let out = Output { json: cli.global.json };
+    match cli.command {
+        Command::Demo(args) => demo::run(&cli.global, args).await,
+        Command::Serve(args) => serve::run(&cli.global, args).await,
+        Command::Key(cmd) => key::run(&out, cmd),
+        Command::Tenant(cmd) => tenant::run(&cli.global, &out, cmd).await,
+    }
+}
+
+impl GlobalArgs {
+    /// Where the master key comes from: the file if given, else the environment.
+    pub fn master_key_source(&self) -> MasterKeySource {
+        match &self.master_key_file {
+            Some(path) => MasterKeySource::File(path.clone()),
+            None => MasterKeySource::Env("CHATVAULT_MASTER_KEY".into()),
+        }
+    }
+
+    /// Opens the data directory with the master key.
+    pub fn open_store(&self, max_open_tenants: usize) -> Result<Store> {
+        let master = MasterKey::load(&self.master_key_source())?;
+        let dir = DataDir::open(&self.data_dir)?;
+        Store::open(dir, &master, max_open_tenants)
+    }
+}
+
+/// Prints results as text or as one JSON object.
+pub struct Output {
+    pub json: bool,
+}
+
+impl Output {
+    pub fn emit(&self, value: serde_json::Value, text: impl FnOnce() -> String) {
+        if self.json {
+            println!("{value}");
+        } else {
+            println!("{}", text());
+        }
+    }
+}

@@ -1,0 +1,71 @@
+//! Typed server configuration. Every knob has a default that is safe for production; secrets
+//! are never held here, only where to find them (an environment variable's name).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ipnet::IpNet;
+
+use crate::llm::Timeouts;
+
+/// Where the model lives.
+#[derive(Clone, Debug, Default)]
+pub struct LlmConfig {
+    /// OpenAI-compatible API root; `None` selects the built-in offline responder.
+    pub base_url: Option<String>,
+    pub model: String,
+    /// Name of the environment variable that holds the API key.
+    pub api_key_env: String,
+    pub timeouts: Timeouts,
+    pub connect_timeout: Duration,
+}
+
+/// Everything `serve` needs besides the master key.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    pub bind: SocketAddr,
+    pub data_dir: PathBuf,
+    pub llm: LlmConfig,
+    /// Tenant files kept open at once (LRU).
+    pub max_open_tenants: usize,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<IpNet>,
+    /// WebSocket handshakes per client IP per minute (also the burst).
+    pub handshakes_per_minute: u32,
+    /// Token budget for earlier turns sent with each request.
+    pub history_budget_tokens: u32,
+    /// Submits a connection may queue behind the reply in progress before `busy`.
+    pub reply_queue: usize,
+    pub idle_timeout: Duration,
+    pub ping_interval: Duration,
+    /// How long shutdown waits for replies in flight.
+    pub shutdown_grace: Duration,
+    /// Demo mode: serves the sample customer page at `/`.
+    pub demo: bool,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./tenants"),
+            llm: LlmConfig {
+                base_url: None,
+                model: "gpt-4o-mini".into(),
+                api_key_env: "OPENAI_API_KEY".into(),
+                timeouts: Timeouts::default(),
+                connect_timeout: Duration::from_secs(5),
+            },
+            max_open_tenants: 256,
+            trusted_proxies: Vec::new(),
+            handshakes_per_minute: 60,
+            history_budget_tokens: 2000,
+            reply_queue: 2,
+            idle_timeout: Duration::from_secs(300),
+            ping_interval: Duration::from_secs(30),
+            shutdown_grace: Duration::from_secs(10),
+            demo: false,
+        }
+    }
+}

@@ -1,0 +1,256 @@
+//! A thread that owns one connection and runs closures against it.
+//!
+//! Jobs that queue up while a commit is under way run together in the next transaction, each in
+//! its own savepoint (group commit): one encrypted commit pays for many writes, and every caller
+//! still hears back only after its write is durable. Exclusive jobs run between batches, outside
+//! any transaction, and may replace the connection (purge, rekey).
+
+use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
+use std::sync::{Arc, OnceLock};
+
+use rusqlite::Connection;
+use tokio::sync::oneshot;
+
+use crate::error::{Error, Result};
+
+type BatchJob = Box<dyn Job>;
+type ExclusiveJob = Box<dyn FnOnce(&mut Connection) + Send>;
+
+/// A closure waiting for a batch, and the caller it answers.
+trait Job: Send {
+    /// Runs the closure; the result is held until the batch commits.
+    fn run(self: Box<Self>, conn: &Connection) -> Box<dyn Outcome>;
+    /// Answers the caller without running (the batch could not start).
+    fn abort(self: Box<Self>, error: Error);
+}
+
+/// A job's result, held until its transaction settles.
+trait Outcome: Send {
+    fn succeeded(&self) -> bool;
+    fn deliver(self: Box<Self>, committed: Result<()>);
+}
+
+struct Call<T, F> {
+    f: F,
+    tx: oneshot::Sender<Result<T>>,
+}
+
+struct Held<T> {
+    out: Result<T>,
+    tx: oneshot::Sender<Result<T>>,
+}
+
+impl<T, F> Job for Call<T, F>
+where
+    T: Send + 'static,
+    F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+{
+    fn run(self: Box<Self>, conn: &Connection) -> Box<dyn Outcome> {
+        let out = (self.f)(conn);
+        Box::new(Held { out, tx: self.tx })
+    }
+
+    fn abort(self: Box<Self>, error: Error) {
+        let _ = self.tx.send(Err(error));
+    }
+}
+
+impl<T: Send + 'static> Outcome for Held<T> {
+    fn succeeded(&self) -> bool {
+        self.out.is_ok()
+    }
+
+    fn deliver(self: Box<Self>, committed: Result<()>) {
+        let _ = self.tx.send(committed.and(self.out));
+    }
+}
+
+enum Msg {
+    Batch(BatchJob),
+    Exclusive(ExclusiveJob),
+}
+
+/// The most jobs one transaction takes; bounds the latency a batch adds to its first job.
+const MAX_BATCH: usize = 64;
+
+/// A cheap handle to a worker thread; the thread ends when the last handle is dropped.
+#[derive(Clone)]
+pub struct WorkerHandle {
+    tx: Sender<Msg>,
+    failure: Arc<OnceLock<String>>,
+}
+
+/// Spawns workers.
+pub struct Worker;
+
+impl Worker {
+    /// Starts a thread that opens its connection with `open` and then serves jobs.
+    pub fn spawn<F>(name: String, open: F) -> Result<WorkerHandle>
+    where
+        F: FnOnce() -> Result<Connection> + Send + 'static,
+    {
+        let (tx, rx) = mpsc::channel();
+        let failure = Arc::new(OnceLock::new());
+        let thread_failure = failure.clone();
+        std::thread::Builder::new()
+            .name(name)
+            .stack_size(256 * 1024)
+            .spawn(move || match open() {
+                Ok(conn) => serve(conn, rx),
+                Err(e) => {
+                    let _ = thread_failure.set(e.to_string());
+                    fail_all(rx, &e.to_string());
+                }
+            })
+            .map_err(|e| Error::Unavailable(format!("cannot start a database thread: {e}")))?;
+        Ok(WorkerHandle { tx, failure })
+    }
+}
+
+impl WorkerHandle {
+    /// Runs `f` inside the next batch transaction and returns its result once committed.
+    pub async fn call<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        self.send(Msg::Batch(batch_job(f, tx)))?;
+        rx.await.unwrap_or_else(|_| Err(self.gone()))
+    }
+
+    /// [`call`](Self::call) for code already on a blocking thread.
+    pub fn call_blocking<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        self.send(Msg::Batch(batch_job(f, tx)))?;
+        rx.blocking_recv().unwrap_or_else(|_| Err(self.gone()))
+    }
+
+    /// Runs `f` alone, outside any transaction, with the right to replace the connection.
+    pub async fn exclusive<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        self.send(Msg::Exclusive(Box::new(move |conn| {
+            let _ = tx.send(f(conn));
+        })))?;
+        rx.await.unwrap_or_else(|_| Err(self.gone()))
+    }
+
+    /// [`exclusive`](Self::exclusive) for code already on a blocking thread.
+    pub fn exclusive_blocking<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        self.send(Msg::Exclusive(Box::new(move |conn| {
+            let _ = tx.send(f(conn));
+        })))?;
+        rx.blocking_recv().unwrap_or_else(|_| Err(self.gone()))
+    }
+
+    /// True once the thread has stopped because its database would not open.
+    pub fn has_failed(&self) -> bool {
+        self.failure.get().is_some()
+    }
+
+    fn send(&self, msg: Msg) -> Result<()> {
+        self.tx.send(msg).map_err(|_| self.gone())
+    }
+
+    fn gone(&self) -> Error {
+        match self.failure.get() {
+            Some(reason) => Error::Unavailable(reason.clone()),
+            None => Error::Unavailable("the database thread has stopped".into()),
+        }
+    }
+}
+
+fn batch_job<T, F>(f: F, tx: oneshot::Sender<Result<T>>) -> BatchJob
+where
+    T: Send + 'static,
+    F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+{
+    Box::new(Call { f, tx })
+}
+
+fn serve(mut conn: Connection, rx: Receiver<Msg>) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = Vec::new();
+        let mut exclusive = None;
+        match first {
+            Msg::Batch(job) => batch.push(job),
+            Msg::Exclusive(job) => exclusive = Some(job),
+        }
+        while exclusive.is_none() && batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(Msg::Batch(job)) => batch.push(job),
+                Ok(Msg::Exclusive(job)) => exclusive = Some(job),
+                Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+            }
+        }
+        if !batch.is_empty() {
+            run_batch(&conn, batch);
+        }
+        if let Some(job) = exclusive {
+            job(&mut conn);
+        }
+    }
+}
+
+fn run_batch(conn: &Connection, batch: Vec<BatchJob>) {
+    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        let reason = e.to_string();
+        tracing::warn!(error = %reason, "could not begin a transaction");
+        for job in batch {
+            // Never run a job outside a transaction: answer it with the error instead.
+            job.abort(storage_error(&reason));
+        }
+        return;
+    }
+    let mut deliveries = Vec::with_capacity(batch.len());
+    for job in batch {
+        let savepoint = conn.execute_batch("SAVEPOINT job");
+        let outcome = job.run(conn);
+        let settled = match (savepoint, outcome.succeeded()) {
+            (Ok(()), true) => conn.execute_batch("RELEASE job"),
+            (Ok(()), false) => conn.execute_batch("ROLLBACK TO job; RELEASE job"),
+            (Err(e), _) => Err(e),
+        };
+        deliveries.push((settled, outcome));
+    }
+    let committed = conn.execute_batch("COMMIT");
+    if committed.is_err() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    let commit_error = committed.err().map(|e| e.to_string());
+    for (settled, outcome) in deliveries {
+        let committed = match (&commit_error, settled) {
+            (None, Ok(())) => Ok(()),
+            (Some(reason), _) => Err(storage_error(reason)),
+            (None, Err(e)) => Err(Error::Storage(e)),
+        };
+        outcome.deliver(committed);
+    }
+}
+
+fn storage_error(reason: &str) -> Error {
+    Error::Unavailable(format!("commit failed: {reason}"))
+}
+
+fn fail_all(rx: Receiver<Msg>, reason: &str) {
+    while let Ok(msg) = rx.recv() {
+        match msg {
+            Msg::Batch(job) => job.abort(Error::Unavailable(reason.to_owned())),
+            // Dropping it drops its reply sender, which the caller reads as `gone()`.
+            Msg::Exclusive(job) => drop(job),
+        }
+    }
+}

@@ -1,0 +1,64 @@
+//! The widget WebSocket (CONTRACT §3): the handshake checks (key, origin, rate) before any
+//! upgrade, then one [`session`] per socket that accepts only submitted messages.
+
+pub mod frames;
+mod reply;
+mod session;
+
+use std::net::SocketAddr;
+
+use axum::extract::ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
+use axum::extract::{ConnectInfo, RawQuery, State};
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::app::AppState;
+use crate::catalog::tenants;
+use crate::domain::{Origin, WidgetKey};
+use crate::error::Error;
+use crate::http::client_ip::client_ip;
+
+/// Largest frame or message a widget may send.
+pub const MAX_FRAME_BYTES: usize = 64 * 1024;
+
+/// `GET /v1/widget/ws?key=…`: 401 for an unknown key, 403 for a missing or foreign `Origin`,
+/// then the upgrade with small buffers and a bounded write queue.
+pub async fn handshake(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    let key = query
+        .as_deref()
+        .and_then(|q| url::form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "key"))
+        .and_then(|(_, v)| WidgetKey::parse(&v));
+    let Some(key) = key else {
+        return Error::Unauthorized("unknown widget key".into()).into_response();
+    };
+    let tenant = match app.store.catalog.call(move |c| tenants::tenant_for_widget_key(c, &key)).await {
+        Ok(Some(tenant)) => tenant,
+        Ok(None) => return Error::Unauthorized("unknown widget key".into()).into_response(),
+        Err(e) => return e.into_response(),
+    };
+    let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()).and_then(|v| Origin::parse(v).ok());
+    let allowed = origin.is_some_and(|o| tenant.origins.iter().any(|allowed| allowed == o.as_str()));
+    if !allowed {
+        tracing::info!(tenant = %tenant.id, "widget handshake refused: origin not allowed");
+        return Error::Forbidden("this origin is not allowed for this widget key".into()).into_response();
+    }
+    let upgrade = match upgrade {
+        Ok(upgrade) => upgrade,
+        Err(rejection) => return rejection.into_response(),
+    };
+    let ip = client_ip(peer.ip(), &headers, &app.config.trusted_proxies);
+    let sessions = app.sessions.clone();
+    upgrade
+        .max_message_size(MAX_FRAME_BYTES)
+        .max_frame_size(MAX_FRAME_BYTES)
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
+        .max_write_buffer_size(256 * 1024)
+        .on_upgrade(move |socket| sessions.track_future(session::run(socket, app, tenant, ip)))
+}

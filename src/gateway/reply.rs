@@ -1,0 +1,159 @@
+//! One submitted message, end to end: commit it (creating the conversation on first submit),
+//! assemble the wrapped prompt, stream the reply, commit the reply with its usage.
+
+use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
+use rusqlite::Connection;
+
+use crate::catalog::settings::TenantSettings;
+use crate::crypto;
+use crate::db;
+use crate::domain::{ConversationId, MessageId, Role, SubmitId, TenantId};
+use crate::error::Result;
+use crate::llm::prompt::{self, Nonce, PromptInput, Turn};
+use crate::llm::{ChatRequest, Llm, ReplyEvent, UpstreamError};
+use crate::vault::repo::{self, DailyUsage, Inserted, NewMessage, StoredMessage};
+
+/// Earlier messages loaded for the prompt (then trimmed to the token budget).
+const HISTORY_MESSAGES: usize = 40;
+
+/// What committing a visitor message produced.
+pub enum Committed {
+    Stored {
+        conversation: ConversationId,
+        /// Set only when this submit created the conversation.
+        token: Option<String>,
+        message: MessageId,
+        history: Vec<StoredMessage>,
+        /// A resent submit whose reply was already committed.
+        existing_reply: Option<StoredMessage>,
+    },
+    /// Today's token budget is spent; nothing was written.
+    OverBudget { retry_after_ms: u64 },
+}
+
+/// Commits a visitor message in one transaction (with its usage), or reports the budget spent.
+pub fn commit_visitor_message(
+    conn: &Connection,
+    conversation: Option<&ConversationId>,
+    submit: &SubmitId,
+    text: &str,
+    settings: &TenantSettings,
+) -> Result<Committed> {
+    let now = db::now_ms();
+    let today = utc_day(now);
+    let usage = repo::usage_on(conn, &today)?;
+    if settings.daily_token_budget > 0 && (usage.tokens_in + usage.tokens_out) as u64 >= settings.daily_token_budget {
+        return Ok(Committed::OverBudget { retry_after_ms: ms_until_next_utc_day(now) });
+    }
+    let (conversation, token) = match conversation {
+        Some(id) if repo::token_hash(conn, id)?.is_some() => (id.clone(), None),
+        _ => {
+            let id = ConversationId::generate();
+            let token = crypto::random_token();
+            repo::create_conversation(conn, &id, &crypto::hash_secret(&token), now)?;
+            (id, Some(token))
+        }
+    };
+    let history = repo::recent_messages(conn, &conversation, HISTORY_MESSAGES)?;
+    let tokens = i64::from(prompt::estimate_tokens(text));
+    let new = NewMessage { conversation: &conversation, role: Role::Visitor, text, at: now, submit_id: Some(submit), reply_to: None, tokens };
+    let (message, existing_reply) = match repo::insert_message(conn, &new)? {
+        Inserted::New(id) => {
+            repo::add_usage(conn, &DailyUsage { day: today, messages: 1, ..DailyUsage::default() })?;
+            (id, None)
+        }
+        Inserted::Duplicate(id) => {
+            let reply = repo::reply_to(conn, &id)?;
+            (id, reply)
+        }
+    };
+    let history = history.into_iter().filter(|m| m.id != message.as_str()).collect();
+    Ok(Committed::Stored { conversation, token, message, history, existing_reply })
+}
+
+/// Commits a finished reply and the day's usage in one transaction.
+pub fn commit_reply(conn: &Connection, conversation: &ConversationId, reply_to: &MessageId, text: &str, usage: (u32, u32)) -> Result<MessageId> {
+    let now = db::now_ms();
+    let new = NewMessage {
+        conversation,
+        role: Role::Assistant,
+        text,
+        at: now,
+        submit_id: None,
+        reply_to: Some(reply_to),
+        tokens: i64::from(usage.1),
+    };
+    let id = match repo::insert_message(conn, &new)? {
+        Inserted::New(id) | Inserted::Duplicate(id) => id,
+    };
+    let delta = DailyUsage { day: utc_day(now), replies: 1, tokens_in: i64::from(usage.0), tokens_out: i64::from(usage.1), ..DailyUsage::default() };
+    repo::add_usage(conn, &delta)?;
+    Ok(id)
+}
+
+/// The upstream request for a visitor turn.
+pub fn build_request(tenant: &TenantId, conversation: &ConversationId, settings: &TenantSettings, default_model: &str, history: &[StoredMessage], text: &str, history_budget: u32) -> ChatRequest {
+    let turns: Vec<Turn> = history.iter().map(|m| Turn { role: m.role, text: m.text.clone() }).collect();
+    let input = PromptInput { tenant_prompt: &settings.system_prompt, history: &turns, passages: &[], new_text: text, history_budget_tokens: history_budget };
+    ChatRequest {
+        model: settings.model.clone().unwrap_or_else(|| default_model.to_owned()),
+        messages: prompt::assemble(&input, &Nonce::generate()),
+        max_tokens: settings.max_reply_tokens,
+        user: crypto::pseudonym(&[tenant.as_str(), conversation.as_str()]),
+    }
+}
+
+/// One step of a reply as the session sees it.
+pub enum Step {
+    Delta(String),
+    Usage(u32, u32),
+    Failed(UpstreamError),
+    End,
+}
+
+enum State {
+    Opening(Llm, ChatRequest),
+    Streaming(crate::llm::ReplyStream, tokio::time::Instant),
+    Done,
+}
+
+/// The reply as a stream of steps: start (with its one early retry), then deltas until the end,
+/// a failure or the total deadline.
+pub fn reply_steps(llm: Llm, request: ChatRequest) -> BoxStream<'static, Step> {
+    futures_util::stream::unfold(State::Opening(llm, request), |state| async move {
+        match state {
+            State::Opening(llm, request) => match llm.start(&request).await {
+                Ok(started) => {
+                    let first = match started.usage {
+                        Some((p, c)) if started.first.is_empty() => Step::Usage(p, c),
+                        _ => Step::Delta(started.first),
+                    };
+                    Some((first, State::Streaming(started.rest, started.deadline)))
+                }
+                Err(e) => Some((Step::Failed(e), State::Done)),
+            },
+            State::Streaming(mut rest, deadline) => match tokio::time::timeout_at(deadline, rest.next()).await {
+                Ok(Some(Ok(ReplyEvent::Delta(text)))) => Some((Step::Delta(text), State::Streaming(rest, deadline))),
+                Ok(Some(Ok(ReplyEvent::Usage { prompt_tokens, completion_tokens }))) => {
+                    Some((Step::Usage(prompt_tokens, completion_tokens), State::Streaming(rest, deadline)))
+                }
+                Ok(Some(Err(e))) => Some((Step::Failed(e), State::Done)),
+                Ok(None) => Some((Step::End, State::Done)),
+                Err(_) => Some((Step::Failed(UpstreamError::Timeout), State::Done)),
+            },
+            State::Done => None,
+        }
+    })
+    .boxed()
+}
+
+/// `YYYY-MM-DD` (UTC) of a time in ms.
+pub fn utc_day(ms: i64) -> String {
+    db::format_time(ms)[..10].to_owned()
+}
+
+fn ms_until_next_utc_day(now: i64) -> u64 {
+    const DAY: i64 = 86_400_000;
+    u64::try_from(DAY - now.rem_euclid(DAY)).unwrap_or(0)
+}

@@ -1,0 +1,39 @@
+//! chatvault: a privacy-first backend for embeddable AI chat widgets.
+//!
+//! Map of the crate:
+//!
+//! - [`cli`] — the command line (one file per subcommand); `main.rs` only dispatches here.
+//! - [`app`] — the shared [`app::AppState`] and `serve(listener, state, shutdown)`.
+//! - [`http`] — routes: health, widget script, demo page, widget socket; security headers.
+//! - [`gateway`] — the widget WebSocket: frames, the per-socket session, reply streaming.
+//! - [`llm`] — prompt assembly (`untrusted_document` wrapping), OpenAI-compatible and offline backends.
+//! - [`store`] — the data directory as one value, and tenant create/purge/delete/export-key.
+//! - [`vault`] — per-tenant SQLCipher files: bounded open set, schema, repository functions, purge.
+//! - [`catalog`] — tenants, origins, widget and API keys, settings, the hash-chained audit log.
+//! - [`keyring`] — wrapped per-tenant DEKs; destroying one makes that tenant's bytes unreadable.
+//! - [`db`] — opening SQLCipher files with raw keys, migrations, the worker thread that owns a connection.
+//! - [`crypto`] — master key, DEK wrapping, HKDF key derivation, token hashing.
+//! - [`datadir`] — paths, private permissions, the trash, the server lock.
+//! - [`domain`] — parsed identifiers (tenant ids, origins, keys, conversation ids).
+//! - [`limits`] — bounded maps of per-key rate limiters.
+//! - [`config`], [`error`], [`telemetry`].
+
+pub mod app;
+pub mod catalog;
+pub mod cli;
+pub mod config;
+pub mod crypto;
+pub mod datadir;
+pub mod db;
+pub mod domain;
+pub mod error;
+pub mod gateway;
+pub mod http;
+pub mod keyring;
+pub mod limits;
+pub mod llm;
+pub mod store;
+pub mod telemetry;
+pub mod vault;
+
+pub use error::{Error, Result};

@@ -1,0 +1,160 @@
+//! Per-tenant SQLCipher files: the bounded set of open files, creating a tenant's file, instant
+//! purge and crypto-shredding delete. Every call reaches a tenant's file through that tenant's
+//! single [`WorkerHandle`], so writes and purges on one tenant are strictly ordered.
+
+mod purge;
+pub mod repo;
+pub mod schema;
+
+use std::collections::HashMap;
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex, Weak};
+
+use lru::LruCache;
+use rusqlite::Connection;
+
+use crate::crypto::DbKey;
+use crate::datadir::{self, DataDir};
+use crate::db::{self, OpenMode, Worker, WorkerHandle};
+use crate::domain::TenantId;
+use crate::error::{Error, Result};
+use crate::keyring::Keyring;
+
+pub use purge::PurgeReport;
+
+/// The tenant files of one data directory.
+#[derive(Clone)]
+pub struct Vault {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    dir: DataDir,
+    keyring: Keyring,
+    handles: Mutex<Handles>,
+}
+
+/// Open tenant files: an LRU of at most `capacity` handles, plus weak references to evicted
+/// handles still in use by a caller, so a tenant never has two workers at once.
+struct Handles {
+    lru: LruCache<TenantId, Arc<WorkerHandle>>,
+    live: HashMap<TenantId, Weak<WorkerHandle>>,
+}
+
+impl Vault {
+    pub fn new(dir: DataDir, keyring: Keyring, max_open: usize) -> Self {
+        let capacity = NonZeroUsize::new(max_open.max(1)).unwrap_or(NonZeroUsize::MIN);
+        let handles = Handles { lru: LruCache::new(capacity), live: HashMap::new() };
+        Self { inner: Arc::new(Inner { dir, keyring, handles: Mutex::new(handles) }) }
+    }
+
+    pub fn dir(&self) -> &DataDir {
+        &self.inner.dir
+    }
+
+    pub fn keyring(&self) -> &Keyring {
+        &self.inner.keyring
+    }
+
+    /// Runs `f` in the tenant's next write batch and returns once it is committed.
+    pub async fn call<T, F>(&self, tenant: &TenantId, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        self.handle(tenant)?.call(f).await
+    }
+
+    /// Runs `f` alone on the tenant's connection, outside any transaction.
+    pub async fn exclusive<T, F>(&self, tenant: &TenantId, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    {
+        self.handle(tenant)?.exclusive(f).await
+    }
+
+    /// How many tenant files are open right now.
+    pub fn open_files(&self) -> usize {
+        let mut handles = self.lock();
+        handles.live.retain(|_, weak| weak.strong_count() > 0);
+        handles.live.len()
+    }
+
+    /// Creates the tenant's file under a fresh DEK (stored wrapped in the keyring). A file left
+    /// behind by an interrupted create is moved to the trash first.
+    pub fn create_tenant_blocking(&self, tenant: &TenantId) -> Result<()> {
+        let dek = DbKey::generate();
+        let path = self.inner.dir.tenant_path(tenant);
+        datadir::remove_files(self.inner.dir.move_to_trash(&path)?);
+        self.inner.keyring.insert_blocking(tenant, &dek)?;
+        let mut conn = db::open_encrypted(&path, &dek, OpenMode::CreateIfMissing)?;
+        db::migrate(&mut conn, schema::MIGRATIONS)?;
+        Ok(())
+    }
+
+    /// The tenant's DEK (for `tenant export-key`).
+    pub fn tenant_key_blocking(&self, tenant: &TenantId) -> Result<DbKey> {
+        Ok(self.inner.keyring.get_blocking(tenant)?.dek)
+    }
+
+    /// Forgets any open handle of the tenant (its worker stops once idle).
+    fn forget(&self, tenant: &TenantId) {
+        let mut handles = self.lock();
+        handles.lru.pop(tenant);
+        handles.live.remove(tenant);
+    }
+
+    fn handle(&self, tenant: &TenantId) -> Result<Arc<WorkerHandle>> {
+        let mut handles = self.lock();
+        if let Some(handle) = handles.lru.get(tenant).filter(|h| !h.has_failed()) {
+            return Ok(handle.clone());
+        }
+        if let Some(handle) = handles.live.get(tenant).and_then(Weak::upgrade).filter(|h| !h.has_failed()) {
+            handles.lru.put(tenant.clone(), handle.clone());
+            return Ok(handle);
+        }
+        let handle = Arc::new(self.spawn_worker(tenant)?);
+        handles.lru.put(tenant.clone(), handle.clone());
+        handles.live.insert(tenant.clone(), Arc::downgrade(&handle));
+        if handles.live.len() > 2 * handles.lru.cap().get() {
+            handles.live.retain(|_, weak| weak.strong_count() > 0);
+        }
+        Ok(handle)
+    }
+
+    fn spawn_worker(&self, tenant: &TenantId) -> Result<WorkerHandle> {
+        let (dir, keyring, id) = (self.inner.dir.clone(), self.inner.keyring.clone(), tenant.clone());
+        Worker::spawn(format!("tenant:{tenant}"), move || open_tenant(&dir, &keyring, &id))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Handles> {
+        self.inner.handles.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Opens a tenant's file with its DEK, finishing a purge that a crash interrupted.
+fn open_tenant(dir: &DataDir, keyring: &Keyring, tenant: &TenantId) -> Result<Connection> {
+    let entry = keyring.get_blocking(tenant)?;
+    let path = dir.tenant_path(tenant);
+    if entry.purge_pending {
+        // The key was replaced before the crash, so whatever file is there is unreadable.
+        datadir::remove_files(dir.move_to_trash(&path)?);
+        let mut conn = db::open_encrypted(&path, &entry.dek, OpenMode::CreateIfMissing)?;
+        db::migrate(&mut conn, schema::MIGRATIONS)?;
+        keyring.clear_pending_blocking(tenant)?;
+        return Ok(conn);
+    }
+    let mut conn = db::open_encrypted(&path, &entry.dek, OpenMode::Existing).map_err(|e| match e {
+        Error::NotFound(_) => Error::Unavailable(format!("the file of tenant {tenant} is missing")),
+        Error::Crypto(_) => Error::Unavailable(format!(
+            "the file of tenant {tenant} does not open with its key (corrupted or foreign)"
+        )),
+        other => other,
+    })?;
+    db::migrate(&mut conn, schema::MIGRATIONS)?;
+    Ok(conn)
+}
+
+#[cfg(test)]
+mod tests;

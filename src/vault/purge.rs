@@ -1,0 +1,80 @@
+//! Instant purge and delete. Both destroy the tenant's DEK first; after that the old bytes are
+//! unreadable, so moving the file set aside and unlinking it later costs nothing that grows with
+//! the amount of data.
+
+use rusqlite::Connection;
+use rusqlite::config::DbConfig;
+use serde::Serialize;
+
+use super::{Vault, repo, schema};
+use crate::crypto::DbKey;
+use crate::datadir::{self, DataDir};
+use crate::db::{self, OpenMode};
+use crate::domain::TenantId;
+use crate::error::Result;
+use crate::keyring::Keyring;
+
+/// What a purge removed.
+#[derive(Clone, Copy, Debug, Serialize, PartialEq)]
+pub struct PurgeReport {
+    pub conversations: i64,
+    pub messages: i64,
+    pub purged_at: i64,
+}
+
+impl Vault {
+    /// Destroys every conversation of the tenant at once: new DEK, old file set moved aside and
+    /// unlinked in the background, a fresh empty file. Writes queued before the purge land in the
+    /// old file (and are purged); writes after it land in the new file.
+    pub async fn purge(&self, tenant: &TenantId) -> Result<PurgeReport> {
+        let (dir, keyring, id) = (self.dir().clone(), self.keyring().clone(), tenant.clone());
+        let outcome = self.exclusive(tenant, move |conn| replace_file(conn, &dir, &keyring, &id)).await;
+        if outcome.is_err() {
+            // The worker may hold a placeholder connection now; the next call reopens the
+            // tenant, which completes the purge from the keyring's pending mark.
+            self.forget(tenant);
+        }
+        outcome
+    }
+
+    /// Crypto-shreds the tenant: its DEK is destroyed, then its files are removed.
+    pub async fn delete(&self, tenant: &TenantId) -> Result<bool> {
+        let path = self.dir().tenant_path(tenant);
+        let handle = self.handle(tenant).ok();
+        let existed = self.keyring().remove(tenant).await?;
+        if let Some(handle) = handle {
+            // Close the file without a checkpoint, so nothing is written to it any more.
+            let _ = handle.exclusive(|conn| close_without_checkpoint(conn)).await;
+        }
+        self.forget(tenant);
+        datadir::remove_files(self.dir().move_to_trash(&path)?);
+        Ok(existed)
+    }
+}
+
+fn replace_file(conn: &mut Connection, dir: &DataDir, keyring: &Keyring, tenant: &TenantId) -> Result<PurgeReport> {
+    let totals = repo::totals(conn)?;
+    let dek = DbKey::generate();
+    keyring.replace_for_purge_blocking(tenant, &dek)?;
+    close_without_checkpoint(conn)?;
+    let path = dir.tenant_path(tenant);
+    let moved = dir.move_to_trash(&path)?;
+    let mut fresh = db::open_encrypted(&path, &dek, OpenMode::CreateIfMissing)?;
+    db::migrate(&mut fresh, schema::MIGRATIONS)?;
+    *conn = fresh;
+    keyring.clear_pending_blocking(tenant)?;
+    datadir::remove_files(moved);
+    Ok(PurgeReport { conversations: totals.conversations, messages: totals.messages, purged_at: db::now_ms() })
+}
+
+/// Closes the connection (leaving a read-only in-memory placeholder in its place) without the
+/// checkpoint SQLite normally runs on close: the file is being discarded, and a checkpoint would
+/// cost time proportional to the WAL.
+fn close_without_checkpoint(conn: &mut Connection) -> Result<()> {
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
+    let placeholder = Connection::open_in_memory()?;
+    placeholder.execute_batch("PRAGMA query_only = ON")?;
+    let old = std::mem::replace(conn, placeholder);
+    old.close().map_err(|(_, e)| e)?;
+    Ok(())
+}

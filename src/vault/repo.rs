@@ -1,0 +1,226 @@
+//! Repository functions over one tenant file. Each takes a `&Connection` that the caller's
+//! worker has already put inside a transaction; none of them knows about threads or HTTP.
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+
+use crate::domain::{ConversationId, MessageId, Role, SubmitId};
+use crate::error::Result;
+
+/// A message as the API and the widget see it.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct StoredMessage {
+    pub id: String,
+    pub role: Role,
+    pub text: String,
+    pub at: i64,
+}
+
+/// A message about to be stored.
+pub struct NewMessage<'a> {
+    pub conversation: &'a ConversationId,
+    pub role: Role,
+    pub text: &'a str,
+    pub at: i64,
+    pub submit_id: Option<&'a SubmitId>,
+    pub reply_to: Option<&'a MessageId>,
+    pub tokens: i64,
+}
+
+/// What inserting a visitor message did.
+#[derive(Debug, PartialEq)]
+pub enum Inserted {
+    New(MessageId),
+    /// The same submit id was already stored in this conversation; nothing was written.
+    Duplicate(MessageId),
+}
+
+/// Conversation summary for listings.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct ConversationSummary {
+    pub id: String,
+    pub started_at: i64,
+    pub last_at: i64,
+    pub message_count: i64,
+}
+
+/// Counts kept by triggers.
+#[derive(Clone, Copy, Debug, Default, Serialize, PartialEq)]
+pub struct Totals {
+    pub conversations: i64,
+    pub messages: i64,
+}
+
+/// One day's usage.
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct DailyUsage {
+    pub day: String,
+    pub messages: i64,
+    pub replies: i64,
+    pub tokens_in: i64,
+    pub tokens_out: i64,
+}
+
+pub fn create_conversation(conn: &Connection, id: &ConversationId, token_hash: &[u8], at: i64) -> Result<()> {
+    conn.execute(
+        "INSERT INTO conversations (id, token_hash, started_at, last_at) VALUES (?1, ?2, ?3, ?3)",
+        params![id.as_str(), token_hash, at],
+    )?;
+    Ok(())
+}
+
+/// The stored hash of a conversation's resume token.
+pub fn token_hash(conn: &Connection, id: &ConversationId) -> Result<Option<Vec<u8>>> {
+    Ok(conn
+        .query_row("SELECT token_hash FROM conversations WHERE id = ?1", [id.as_str()], |r| r.get(0))
+        .optional()?)
+}
+
+/// Stores a message; a visitor message whose submit id is already stored is not stored again.
+pub fn insert_message(conn: &Connection, msg: &NewMessage<'_>) -> Result<Inserted> {
+    if let Some(submit) = msg.submit_id
+        && let Some(existing) = find_by_submit(conn, msg.conversation, submit)?
+    {
+        return Ok(Inserted::Duplicate(existing));
+    }
+    let id = MessageId::generate();
+    conn.execute(
+        "INSERT INTO messages (id, conversation_id, role, text, at, submit_id, reply_to, tokens)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            id.as_str(),
+            msg.conversation.as_str(),
+            msg.role.as_str(),
+            msg.text,
+            msg.at,
+            msg.submit_id.map(SubmitId::as_str),
+            msg.reply_to.map(MessageId::as_str),
+            msg.tokens
+        ],
+    )?;
+    Ok(Inserted::New(id))
+}
+
+pub fn find_by_submit(conn: &Connection, conversation: &ConversationId, submit: &SubmitId) -> Result<Option<MessageId>> {
+    let id: Option<String> = conn
+        .query_row(
+            "SELECT id FROM messages WHERE conversation_id = ?1 AND submit_id = ?2",
+            [conversation.as_str(), submit.as_str()],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(id.and_then(|id| MessageId::parse(&id)))
+}
+
+/// The stored reply to a visitor message, if one was committed.
+pub fn reply_to(conn: &Connection, visitor_message: &MessageId) -> Result<Option<StoredMessage>> {
+    Ok(conn
+        .query_row(
+            "SELECT id, role, text, at FROM messages WHERE reply_to = ?1 ORDER BY seq LIMIT 1",
+            [visitor_message.as_str()],
+            read_message,
+        )
+        .optional()?)
+}
+
+/// The last `limit` messages of a conversation, oldest first.
+pub fn recent_messages(conn: &Connection, conversation: &ConversationId, limit: usize) -> Result<Vec<StoredMessage>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, role, text, at FROM (
+             SELECT seq, id, role, text, at FROM messages WHERE conversation_id = ?1
+             ORDER BY seq DESC LIMIT ?2
+         ) ORDER BY seq",
+    )?;
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let rows = stmt.query_map(params![conversation.as_str(), limit], read_message)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Every message of a conversation, oldest first.
+pub fn all_messages(conn: &Connection, conversation: &ConversationId) -> Result<Vec<StoredMessage>> {
+    recent_messages(conn, conversation, usize::MAX)
+}
+
+pub fn conversation(conn: &Connection, id: &ConversationId) -> Result<Option<ConversationSummary>> {
+    Ok(conn
+        .query_row(
+            "SELECT id, started_at, last_at, message_count FROM conversations WHERE id = ?1",
+            [id.as_str()],
+            read_summary,
+        )
+        .optional()?)
+}
+
+/// Deletes a conversation and (by cascade) its messages and their index entries.
+pub fn delete_conversation(conn: &Connection, id: &ConversationId) -> Result<bool> {
+    Ok(conn.execute("DELETE FROM conversations WHERE id = ?1", [id.as_str()])? > 0)
+}
+
+pub fn totals(conn: &Connection) -> Result<Totals> {
+    Ok(conn.query_row("SELECT conversations, messages FROM totals WHERE id = 1", [], |r| {
+        Ok(Totals { conversations: r.get(0)?, messages: r.get(1)? })
+    })?)
+}
+
+/// Adds to one day's usage counters.
+pub fn add_usage(conn: &Connection, delta: &DailyUsage) -> Result<()> {
+    conn.execute(
+        "INSERT INTO usage_daily (day, messages, replies, tokens_in, tokens_out) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (day) DO UPDATE SET messages = messages + ?2, replies = replies + ?3,
+             tokens_in = tokens_in + ?4, tokens_out = tokens_out + ?5",
+        params![delta.day, delta.messages, delta.replies, delta.tokens_in, delta.tokens_out],
+    )?;
+    Ok(())
+}
+
+pub fn usage_on(conn: &Connection, day: &str) -> Result<DailyUsage> {
+    Ok(conn
+        .query_row(
+            "SELECT day, messages, replies, tokens_in, tokens_out FROM usage_daily WHERE day = ?1",
+            [day],
+            read_usage,
+        )
+        .optional()?
+        .unwrap_or_else(|| DailyUsage { day: day.to_owned(), ..DailyUsage::default() }))
+}
+
+/// Every day with usage, newest first.
+pub fn usage_days(conn: &Connection, limit: usize) -> Result<Vec<DailyUsage>> {
+    let mut stmt = conn.prepare(
+        "SELECT day, messages, replies, tokens_in, tokens_out FROM usage_daily ORDER BY day DESC LIMIT ?1",
+    )?;
+    let rows = stmt.query_map([i64::try_from(limit).unwrap_or(i64::MAX)], read_usage)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+pub fn reset_usage(conn: &Connection) -> Result<()> {
+    conn.execute("DELETE FROM usage_daily", [])?;
+    Ok(())
+}
+
+pub(crate) fn read_message(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredMessage> {
+    let role: String = row.get(1)?;
+    Ok(StoredMessage {
+        id: row.get(0)?,
+        role: Role::parse(&role).unwrap_or(Role::Visitor),
+        text: row.get(2)?,
+        at: row.get(3)?,
+    })
+}
+
+pub(crate) fn read_summary(row: &rusqlite::Row<'_>) -> rusqlite::Result<ConversationSummary> {
+    Ok(ConversationSummary { id: row.get(0)?, started_at: row.get(1)?, last_at: row.get(2)?, message_count: row.get(3)? })
+}
+
+fn read_usage(row: &rusqlite::Row<'_>) -> rusqlite::Result<DailyUsage> {
+    Ok(DailyUsage {
+        day: row.get(0)?,
+        messages: row.get(1)?,
+        replies: row.get(2)?,
+        tokens_in: row.get(3)?,
+        tokens_out: row.get(4)?,
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,68 @@
+//! The schema of a tenant file, one migration per `user_version`.
+
+/// `MIGRATIONS[i]` takes a tenant file from version i to i+1.
+pub const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE conversations (
+    id            TEXT PRIMARY KEY,
+    token_hash    BLOB NOT NULL,
+    started_at    INTEGER NOT NULL,
+    last_at       INTEGER NOT NULL,
+    message_count INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX conversations_by_last_at ON conversations (last_at);
+
+CREATE TABLE messages (
+    seq             INTEGER PRIMARY KEY,
+    id              TEXT NOT NULL UNIQUE,
+    conversation_id TEXT NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
+    role            TEXT NOT NULL CHECK (role IN ('visitor', 'assistant')),
+    text            TEXT NOT NULL,
+    at              INTEGER NOT NULL,
+    -- the client's submit id (visitor) or the visitor message this answers (assistant)
+    submit_id       TEXT,
+    reply_to        TEXT,
+    tokens          INTEGER NOT NULL DEFAULT 0,
+    flags           TEXT,
+    UNIQUE (conversation_id, submit_id)
+);
+CREATE INDEX messages_by_conversation ON messages (conversation_id, seq);
+CREATE INDEX messages_by_reply_to ON messages (reply_to) WHERE reply_to IS NOT NULL;
+
+-- Running totals so a purge can report its counts without scanning a large file.
+CREATE TABLE totals (
+    id            INTEGER PRIMARY KEY CHECK (id = 1),
+    conversations INTEGER NOT NULL,
+    messages      INTEGER NOT NULL
+);
+INSERT INTO totals (id, conversations, messages) VALUES (1, 0, 0);
+
+CREATE TABLE usage_daily (
+    day        TEXT PRIMARY KEY,
+    messages   INTEGER NOT NULL DEFAULT 0,
+    replies    INTEGER NOT NULL DEFAULT 0,
+    tokens_in  INTEGER NOT NULL DEFAULT 0,
+    tokens_out INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+
+-- Full-text search over message text. secure-delete makes FTS5 remove a deleted row's
+-- tokens from the index itself instead of leaving them behind a delete marker.
+CREATE VIRTUAL TABLE messages_fts USING fts5 (text, content = 'messages', content_rowid = 'seq');
+INSERT INTO messages_fts (messages_fts, rank) VALUES ('secure-delete', 1);
+
+CREATE TRIGGER messages_after_insert AFTER INSERT ON messages BEGIN
+    INSERT INTO messages_fts (rowid, text) VALUES (NEW.seq, NEW.text);
+    UPDATE conversations SET message_count = message_count + 1, last_at = max(last_at, NEW.at)
+        WHERE id = NEW.conversation_id;
+    UPDATE totals SET messages = messages + 1 WHERE id = 1;
+END;
+CREATE TRIGGER messages_after_delete AFTER DELETE ON messages BEGIN
+    INSERT INTO messages_fts (messages_fts, rowid, text) VALUES ('delete', OLD.seq, OLD.text);
+    UPDATE totals SET messages = messages - 1 WHERE id = 1;
+END;
+CREATE TRIGGER conversations_after_insert AFTER INSERT ON conversations BEGIN
+    UPDATE totals SET conversations = conversations + 1 WHERE id = 1;
+END;
+CREATE TRIGGER conversations_after_delete AFTER DELETE ON conversations BEGIN
+    UPDATE totals SET conversations = conversations - 1 WHERE id = 1;
+END;
+"#];
