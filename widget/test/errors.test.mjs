@@ -14,6 +14,15 @@ before(async () => {
 after(() => stack?.stop(), { timeout: 30_000 });
 beforeEach(() => { stack.llm.failNext = 0; });
 
+/** Polls a condition on recorded frames (bounded). */
+async function until(condition, timeoutMs = 15_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    assert.ok(Date.now() < deadline, 'condition not met in time');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 async function openWidget(name) {
   const acme = stack.tenant.acme;
   const page = await ctx.newPage();
@@ -93,5 +102,37 @@ test('offline: the message waits, the widget says so, and it is sent when the ne
   await w.botMessages.filter({ hasText: 'Back in business.' }).waitFor();
   assert.deepEqual(frames.sent.map((f) => f.type), ['submit']);
   assert.equal(await w.status.isHidden(), true);
+  await page.close();
+});
+
+test('rate limiting says how long to wait, and Retry after that wait gets the reply', { timeout: 90_000 }, async () => {
+  const { page, frames, w } = await openWidget('rate-limited');
+  stack.llm.chunkDelayMs = 0;
+  let n = 0;
+  let refused;
+  // Send until the server's per-visitor limit (hello.limits.messages_per_minute) refuses one.
+  while (!refused) {
+    n += 1;
+    const limit = frames.received[0]?.limits?.messages_per_minute ?? 100;
+    assert.ok(n <= limit + 1, `no rate_limited error after ${n - 1} messages (limit ${limit})`);
+    await w.input.fill(`message ${n}`);
+    await w.input.press('Enter');
+    await until(() => frames.received.some((f) => (f.type === 'done' || f.type === 'error') && f.id === frames.sent.at(-1)?.id));
+    refused = frames.received.find((f) => f.type === 'error' && f.code === 'rate_limited');
+  }
+  assert.equal(n, frames.received[0].limits.messages_per_minute + 1);
+  assert.ok(refused.retry_after_ms > 0);
+  const seconds = Math.ceil(refused.retry_after_ms / 1000);
+  await w.status.filter({ hasText: `You are sending messages too quickly. Please try again in ${seconds} seconds.` }).waitFor();
+
+  await page.waitForTimeout(refused.retry_after_ms + 250); // the server's own wait, not a guess
+  await w.status.getByRole('button', { name: 'Retry' }).click();
+  await w.botMessages.nth(n).waitFor();
+  await w.status.waitFor({ state: 'hidden' });
+  const submits = frames.sent.filter((f) => f.type === 'submit' && f.text === `message ${n}`);
+  assert.equal(submits.length, 2);
+  assert.equal(submits[0].id, submits[1].id);
+  assert.equal(await w.userMessages.count(), n);
+  stack.llm.chunkDelayMs = 5;
   await page.close();
 });

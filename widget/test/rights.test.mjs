@@ -42,7 +42,7 @@ test('Download transcript saves a text file of the whole conversation', { timeou
   await page.close();
 });
 
-test('Delete this conversation confirms inside the widget, then erases it on the server', { timeout: 60_000 }, async () => {
+test('Delete this conversation confirms inside the widget, then erases it on the server', { timeout: 60_000 }, async (t) => {
   const acme = stack.tenant.acme;
   const url = acme.pages.page('/erase', hostPage(stack.addr, acme.widget_key));
   const page = await ctx.newPage();
@@ -84,6 +84,8 @@ test('Delete this conversation confirms inside the widget, then erases it on the
   if (res.status === 200) {
     const { items } = await res.json();
     assert.ok(!items.some((c) => c.id === conversation), 'the erased conversation is not listed');
+  } else {
+    t.diagnostic(`GET /v1/conversations answered ${res.status}: API listing check skipped`);
   }
 
   // The next message starts a brand new conversation.
