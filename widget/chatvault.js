@@ -24,7 +24,7 @@
     bot: 'Assistant',
     typing: 'The assistant is typing…',
     sending: 'Sending…',
-    privacy: 'Nothing you type leaves this page until you press Send. Messages you send are stored by this site to answer you; you can download or delete them here.',
+    privacy: 'Nothing is sent until you press Send. This site stores the messages you send to answer you; you can download or delete them here.',
     privacyLink: 'Privacy policy',
     download: 'Download transcript',
     erase: 'Delete this conversation',
@@ -95,6 +95,7 @@ button{cursor:pointer}
 .x svg,.l svg{width:28px;height:28px;fill:none;stroke:currentColor;stroke-width:2;stroke-linecap:round;stroke-linejoin:round}
 .p{position:fixed;bottom:88px;right:20px;z-index:2147483000;width:min(380px,calc(100vw - 32px));height:min(600px,calc(100vh - 108px));background:#fff;border-radius:14px;box-shadow:0 10px 40px #0004;display:flex;flex-direction:column;overflow:hidden;animation:cv-in .18s ease-out}
 .left .l,.left .p{right:auto;left:20px}
+@media (max-width:480px),(max-height:560px){.w .p{inset:0;width:auto;height:auto;border-radius:0}.l[aria-expanded=true]{display:none}}
 @keyframes cv-in{from{opacity:0;transform:translateY(8px)}}
 @keyframes cv-dot{50%{opacity:.25}}
 @media (prefers-reduced-motion:reduce){*{animation:none!important;transition:none!important}}
