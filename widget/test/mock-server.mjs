@@ -68,6 +68,7 @@ function serve() {
   });
   function session(ws, tenant) {
     let conv = null;
+    const stamps = [];
     const out = (f) => ws.readyState === 1 && ws.send(JSON.stringify(f));
     const err = (code, id) => out({ type: 'error', code, message: code, ...(id ? { id } : {}) });
     out({ type: 'hello', protocol: 1, limits: { max_message_chars: 2000, messages_per_minute: 20 } });
@@ -80,6 +81,12 @@ function serve() {
         const text = String(f.text || '').trim();
         if (!text) return err('empty_message', f.id);
         if (text.length > 2000) return err('too_large', f.id);
+        const now = Date.now();
+        while (stamps.length && now - stamps[0] > 10000) stamps.shift();
+        if (stamps.length >= 20) {
+          return out({ type: 'error', code: 'rate_limited', message: 'slow down', id: f.id, retry_after_ms: 10000 - (now - stamps[0]) });
+        }
+        stamps.push(now);
         let token;
         if (!conv) {
           conv = 'c_' + rand(8);
