@@ -304,7 +304,7 @@ textarea{flex:1;resize:none;min-height:42px;max-height:132px;padding:9px 11px;bo
       if (ws !== sock) return;
       ws = null;
       ready = false;
-      if (inflight.length || outbox.length) reconnectLater();
+      if (busy()) reconnectLater();
     };
   }
 
@@ -315,11 +315,20 @@ textarea{flex:1;resize:none;min-height:42px;max-height:132px;padding:9px 11px;bo
     const delay = Math.min(30000, 500 * 2 ** attempt++) * (0.75 + Math.random() / 2);
     timer = setTimeout(connect, delay);
   }
-  addEventListener('online', () => { if (!ws && (inflight.length || outbox.length)) { attempt = 0; connect(); } });
+  addEventListener('online', () => { if (!ws && busy()) { attempt = 0; connect(); } });
+  /** Is there work that needs a socket? (A failed message waits for the visitor's Retry.) */
+  function busy() {
+    return outbox.length > 0 || inflight.some((m) => !m.error);
+  }
 
   function send(frame) {
     if (ws && ws.readyState === 1 && ready) ws.send(JSON.stringify(frame));
     else { outbox.push(frame); connect(); }
+  }
+
+  function sendSubmit(m) {
+    if (ws && ws.readyState === 1 && ready) ws.send(JSON.stringify({ type: 'submit', id: m.id, text: m.text }));
+    else connect(); // flush() sends it once the socket is ready
   }
 
   function flush() {
@@ -359,7 +368,6 @@ textarea{flex:1;resize:none;min-height:42px;max-height:132px;padding:9px 11px;bo
         if (m) {
           m.accepted = true;
           m.el.classList.remove('q');
-          m.el.removeAttribute('aria-description');
           if (!m.reply) m.reply = typing();
         }
         break;
@@ -431,10 +439,13 @@ textarea{flex:1;resize:none;min-height:42px;max-height:132px;padding:9px 11px;bo
   }
 
   function fail(f, m) {
-    const retry = m && (() => { m.error = null; showStatus(t('sending')); send({ type: 'submit', id: m.id, text: m.text }); });
+    const retry = m && (() => { m.error = null; showStatus(t('sending')); sendSubmit(m); });
     if (m) {
       m.error = f.code;
-      if (m.reply?.classList.contains('d')) { m.reply.remove(); m.reply = null; }
+      // A reply cut off by an error is not stored: drop the partial text, as the server did.
+      m.reply?.remove();
+      m.reply = null;
+      m.replyText = '';
     }
     switch (f.code) {
       case 'rate_limited':
@@ -454,14 +465,17 @@ textarea{flex:1;resize:none;min-height:42px;max-height:132px;padding:9px 11px;bo
         return showStatus(t(f.code, { n: limits.max_message_chars || '' }));
       case 'invalid_token':
       case 'no_conversation':
+      {
+        // Unfinished submits start a fresh conversation on this same socket.
+        const waiting = inflight;
         forget();
         renderLog([]);
         showStatus(t('gone'));
-        outbox = outbox.filter((x) => x.type === 'submit');
-        // Unfinished submits start a fresh conversation on this same socket.
-        for (const x of inflight) { x.el = bubble('user', x.text); }
+        outbox = [];
+        inflight = waiting.map((x) => ({ id: x.id, text: x.text, el: bubble('user', x.text) }));
         if (ws && ws.readyState === 1) flush();
         return;
+      }
       default:
         return showStatus(t('failed'), retry);
     }
@@ -498,15 +512,15 @@ textarea{flex:1;resize:none;min-height:42px;max-height:132px;padding:9px 11px;bo
     if (text.length > (limits.max_message_chars || Infinity) || new Blob([text]).size > 60000) {
       return showStatus(t('too_large', { n: limits.max_message_chars || 20000 }));
     }
-    inflight = inflight.filter((m) => !m.error); // a new message replaces a failed one
+    for (const m of inflight) if (!m.accepted) m.el.remove(); // never stored, so not shown
+    inflight = []; // a new message replaces a failed one
     const m = { id: newId(), text, el: bubble('user', text) };
     m.el.classList.add('q');
     inflight.push(m);
     input.value = '';
     autosize();
     showStatus('');
-    if (ws && ws.readyState === 1 && ready) ws.send(JSON.stringify({ type: 'submit', id: m.id, text }));
-    else connect(); // the first Send is the first network request this widget makes
+    sendSubmit(m); // the first Send is the first network request this widget makes
   }
 
   launcher.addEventListener('click', () => (panel.hidden ? openPanel() : closePanel()));

@@ -61,6 +61,28 @@ test('upstream trouble shows a plain message, and Retry re-sends the same messag
   await page.close();
 });
 
+test('a reply cut off mid-stream is dropped, and Retry shows the whole reply once', { timeout: 90_000 }, async () => {
+  const { page, frames, w } = await openWidget('cut-off');
+  stack.llm.reply = 'One two three four five six seven eight nine ten.';
+  stack.llm.cutAfter = 3;
+  try {
+    await w.input.fill('Count to ten, please.');
+    await w.input.press('Enter');
+    await w.status.filter({ hasText: 'The assistant is not answering right now.' }).waitFor({ timeout: 60_000 });
+    assert.ok(frames.received.some((f) => f.type === 'delta'), 'part of the reply had arrived');
+    assert.equal(await w.botMessages.count(), 1, 'the partial reply is gone, like on the server');
+
+    await w.status.getByRole('button', { name: 'Retry' }).click();
+    await w.botMessages.nth(1).filter({ hasText: 'ten.' }).waitFor();
+    assert.deepEqual(await w.botMessages.nth(1).textContent(), 'Assistant: One two three four five six seven eight nine ten.');
+    assert.equal(await w.botMessages.count(), 2);
+    assert.equal(await w.userMessages.count(), 1);
+  } finally {
+    stack.llm.reply = 'Back in business.';
+  }
+  await page.close();
+});
+
 test('a message over the limit is refused in plain words and given back for editing', { timeout: 60_000 }, async () => {
   const { page, frames, w } = await openWidget('too-long');
   await w.input.fill('short one');

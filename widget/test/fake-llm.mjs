@@ -21,6 +21,8 @@ export async function startFakeLlm({ reply = 'Hello from the fake model.', chunk
     replyFor: null,
     /** How many of the next requests fail with HTTP 500 (upstream trouble). */
     failNext: 0,
+    /** When set, the next reply's connection is cut after this many chunks (then it resets). */
+    cutAfter: null,
     /** When set, holds the stream open after this many chunks until release() is called. */
     holdAfter: null,
     held: null,
@@ -46,6 +48,10 @@ export async function startFakeLlm({ reply = 'Hello from the fake model.', chunk
       res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
       const parts = pieces(text);
       for (let i = 0; i < parts.length; i++) {
+        if (llm.cutAfter === i) {
+          llm.cutAfter = null;
+          return res.destroy();
+        }
         if (llm.holdAfter === i) {
           await new Promise((resolve) => { llm.held = resolve; });
           llm.held = null;
