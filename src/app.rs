@@ -47,18 +47,28 @@ impl App {
 
 /// Serves HTTP and widget sockets on `listener` until `shutdown` resolves; then stops accepting,
 /// lets replies in flight finish (bounded by `shutdown_grace`) and closes sockets with 1001.
-pub async fn serve(listener: TcpListener, app: AppState, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
+pub async fn serve(
+    listener: TcpListener,
+    app: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
     let router = crate::http::router(app.clone());
     let janitor = tokio::spawn(evict_idle_limiters(app.clone()));
     let token = app.shutdown.clone();
-    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            token.cancel();
-        })
-        .await?;
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        shutdown.await;
+        token.cancel();
+    })
+    .await?;
     app.sessions.close();
-    if tokio::time::timeout(app.config.shutdown_grace, app.sessions.wait()).await.is_err() {
+    if tokio::time::timeout(app.config.shutdown_grace, app.sessions.wait())
+        .await
+        .is_err()
+    {
         tracing::warn!("shutdown grace period ended with widget sessions still open");
     }
     janitor.abort();
@@ -69,6 +79,7 @@ async fn evict_idle_limiters(app: AppState) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
     loop {
         tick.tick().await;
-        app.tenant_limits.evict_idle(std::time::Duration::from_secs(300));
+        app.tenant_limits
+            .evict_idle(std::time::Duration::from_secs(300));
     }
 }

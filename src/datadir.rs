@@ -115,7 +115,13 @@ pub fn create_private_dir(path: &Path) -> Result<()> {
 
 /// Opens a file for writing, creating it with mode 0600 when missing.
 pub fn create_or_open_private(path: &Path) -> Result<File> {
-    Ok(OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o600).open(path)?)
+    Ok(OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)?)
 }
 
 /// Unlinks files in the background: once their keys are destroyed the bytes are unreadable, so
@@ -133,7 +139,11 @@ pub fn remove_files(paths: Vec<PathBuf>) {
             }
         }
     };
-    if std::thread::Builder::new().name("trash".into()).spawn(unlink).is_err() {
+    if std::thread::Builder::new()
+        .name("trash".into())
+        .spawn(unlink)
+        .is_err()
+    {
         tracing::warn!("could not start the trash thread; files stay in .trash until next start");
     }
 }

@@ -17,7 +17,9 @@ impl TenantId {
     pub fn parse(raw: &str) -> Result<Self> {
         let bytes = raw.as_bytes();
         let valid_len = (2..=63).contains(&bytes.len());
-        let valid_first = bytes.first().is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+        let valid_first = bytes
+            .first()
+            .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
         let valid_rest = bytes
             .iter()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-');
@@ -28,7 +30,10 @@ impl TenantId {
             ));
         }
         if RESERVED_TENANT_IDS.contains(&raw) {
-            return Err(Error::invalid("invalid_tenant_id", "that tenant id is reserved"));
+            return Err(Error::invalid(
+                "invalid_tenant_id",
+                "that tenant id is reserved",
+            ));
         }
         Ok(Self(raw.to_owned()))
     }
@@ -103,7 +108,12 @@ pub struct Origin(String);
 impl Origin {
     /// Accepts `http(s)://host[:port]` with at most a trailing `/`; no path, query or userinfo.
     pub fn parse(raw: &str) -> Result<Self> {
-        let bad = || Error::invalid("invalid_origin", format!("{raw:?} is not an origin like https://example.com"));
+        let bad = || {
+            Error::invalid(
+                "invalid_origin",
+                format!("{raw:?} is not an origin like https://example.com"),
+            )
+        };
         let url = url::Url::parse(raw.trim()).map_err(|_| bad())?;
         let plain = matches!(url.scheme(), "http" | "https")
             && url.host().is_some()
@@ -136,7 +146,9 @@ pub struct SubmitId(String);
 impl SubmitId {
     pub fn parse(raw: &str) -> Option<Self> {
         let ok = (1..=64).contains(&raw.len())
-            && raw.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+            && raw
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
         ok.then(|| Self(raw.to_owned()))
     }
 
@@ -182,7 +194,22 @@ mod tests {
 
     #[test]
     fn tenant_ids_that_could_escape_or_collide_are_refused() {
-        for bad in ["", "a", "../x", "A", "Acme", "-acme", "acme/x", "acme.db", "acme x", "catalog", "keyring", "ac\0me", &"a".repeat(64), &"a".repeat(200)] {
+        for bad in [
+            "",
+            "a",
+            "../x",
+            "A",
+            "Acme",
+            "-acme",
+            "acme/x",
+            "acme.db",
+            "acme x",
+            "catalog",
+            "keyring",
+            "ac\0me",
+            &"a".repeat(64),
+            &"a".repeat(200),
+        ] {
             assert!(TenantId::parse(bad).is_err(), "{bad:?} should be refused");
         }
     }
@@ -208,10 +235,23 @@ mod tests {
         let acme = Origin::parse("https://acme.com").unwrap();
         assert_eq!(Origin::parse("https://acme.com/").unwrap(), acme);
         assert_eq!(Origin::parse("https://ACME.com:443").unwrap(), acme);
-        for other in ["http://acme.com", "https://acme.com.evil.net", "https://acme.com:8443", "https://www.acme.com"] {
+        for other in [
+            "http://acme.com",
+            "https://acme.com.evil.net",
+            "https://acme.com:8443",
+            "https://www.acme.com",
+        ] {
             assert_ne!(Origin::parse(other).unwrap(), acme, "{other}");
         }
-        for bad in ["acme.com", "null", "", "ftp://acme.com", "https://acme.com/path", "https://u:p@acme.com", "https://acme.com?x=1"] {
+        for bad in [
+            "acme.com",
+            "null",
+            "",
+            "ftp://acme.com",
+            "https://acme.com/path",
+            "https://u:p@acme.com",
+            "https://acme.com?x=1",
+        ] {
             assert!(Origin::parse(bad).is_err(), "{bad:?}");
         }
     }

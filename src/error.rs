@@ -41,7 +41,10 @@ pub enum Error {
 
 impl Error {
     pub fn invalid(code: &'static str, message: impl Into<String>) -> Self {
-        Error::Invalid { code, message: message.into() }
+        Error::Invalid {
+            code,
+            message: message.into(),
+        }
     }
 
     pub fn not_found(what: &str) -> Self {
@@ -57,7 +60,9 @@ impl Error {
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Error::Unavailable(_) | Error::Storage(_) | Error::Io(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Unavailable(_) | Error::Storage(_) | Error::Io(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Error::Config(_) | Error::Crypto(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -97,7 +102,9 @@ impl IntoResponse for Error {
         let mut response = (status, Json(body)).into_response();
         if let Error::RateLimited { retry_after_ms } = self {
             let secs = retry_after_ms.div_ceil(1000).max(1);
-            response.headers_mut().insert(axum::http::header::RETRY_AFTER, secs.into());
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
         }
         response
     }

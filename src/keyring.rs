@@ -39,7 +39,10 @@ impl Keyring {
         let mut conn = open_with_master(&path, &key)?;
         db::migrate(&mut conn, MIGRATIONS)?;
         let worker = Worker::spawn("keyring".into(), move || Ok(conn))?;
-        Ok(Self { worker, master: master.clone() })
+        Ok(Self {
+            worker,
+            master: master.clone(),
+        })
     }
 
     pub fn worker(&self) -> &WorkerHandle {
@@ -64,8 +67,12 @@ impl Keyring {
     pub fn get_blocking(&self, tenant: &TenantId) -> Result<KeyEntry> {
         let id = tenant.as_str().to_owned();
         let row = self.worker.call_blocking(move |conn| read_row(conn, &id))?;
-        let (wrapped, pending) = row.ok_or_else(|| Error::not_found(&format!("tenant {tenant}")))?;
-        Ok(KeyEntry { dek: crypto::unwrap_dek(&self.master, tenant, &wrapped)?, purge_pending: pending })
+        let (wrapped, pending) =
+            row.ok_or_else(|| Error::not_found(&format!("tenant {tenant}")))?;
+        Ok(KeyEntry {
+            dek: crypto::unwrap_dek(&self.master, tenant, &wrapped)?,
+            purge_pending: pending,
+        })
     }
 
     /// Replaces the tenant's DEK with `dek` and marks the file on disk as stale, in one commit.
@@ -89,7 +96,10 @@ impl Keyring {
     pub fn clear_pending_blocking(&self, tenant: &TenantId) -> Result<()> {
         let id = tenant.as_str().to_owned();
         self.worker.call_blocking(move |conn| {
-            conn.execute("UPDATE deks SET purge_pending = 0 WHERE tenant_id = ?1", [id])?;
+            conn.execute(
+                "UPDATE deks SET purge_pending = 0 WHERE tenant_id = ?1",
+                [id],
+            )?;
             Ok(())
         })
     }
@@ -107,7 +117,9 @@ impl Keyring {
         self.worker
             .call(|conn| {
                 let mut stmt = conn.prepare("SELECT tenant_id FROM deks ORDER BY tenant_id")?;
-                let ids = stmt.query_map([], |row| row.get(0))?.collect::<Result<_, _>>()?;
+                let ids = stmt
+                    .query_map([], |row| row.get(0))?
+                    .collect::<Result<_, _>>()?;
                 Ok(ids)
             })
             .await

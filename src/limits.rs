@@ -15,12 +15,16 @@ pub type Limiter = DefaultDirectRateLimiter;
 
 /// A limiter allowing `per_minute` events per minute, with that many as its burst.
 pub fn per_minute(per_minute: u32) -> Limiter {
-    RateLimiter::direct(Quota::per_minute(NonZeroU32::new(per_minute.max(1)).unwrap_or(NonZeroU32::MIN)))
+    RateLimiter::direct(Quota::per_minute(
+        NonZeroU32::new(per_minute.max(1)).unwrap_or(NonZeroU32::MIN),
+    ))
 }
 
 /// Checks a limiter; on refusal, how long until it would allow one more event.
 pub fn check(limiter: &Limiter) -> Result<(), Duration> {
-    limiter.check().map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
+    limiter
+        .check()
+        .map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
 }
 
 struct Entry {
@@ -37,13 +41,19 @@ pub struct KeyedLimiters<K> {
 
 impl<K: Hash + Eq + Clone> KeyedLimiters<K> {
     pub fn new(capacity: usize) -> Self {
-        Self { entries: Mutex::new(HashMap::new()), capacity: capacity.max(1) }
+        Self {
+            entries: Mutex::new(HashMap::new()),
+            capacity: capacity.max(1),
+        }
     }
 
     /// Checks the key's limiter (created on first use, or anew when its rate changed).
     pub fn check(&self, key: &K, per_minute: u32) -> Result<(), Duration> {
         let limiter = {
-            let mut entries = self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut entries = self
+                .entries
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             let now = Instant::now();
             if !entries.contains_key(key) && entries.len() >= self.capacity {
                 evict_oldest(&mut entries, self.capacity / 10 + 1);
@@ -54,7 +64,11 @@ impl<K: Hash + Eq + Clone> KeyedLimiters<K> {
                 last_used: now,
             });
             if entry.per_minute != per_minute {
-                *entry = Entry { per_minute, limiter: Arc::new(self::per_minute(per_minute)), last_used: now };
+                *entry = Entry {
+                    per_minute,
+                    limiter: Arc::new(self::per_minute(per_minute)),
+                    last_used: now,
+                };
             }
             entry.last_used = now;
             entry.limiter.clone()
@@ -64,7 +78,10 @@ impl<K: Hash + Eq + Clone> KeyedLimiters<K> {
 
     /// Drops keys idle for longer than `idle`; run on a timer.
     pub fn evict_idle(&self, idle: Duration) {
-        let mut entries = self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut entries = self
+            .entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         entries.retain(|_, e| e.last_used.elapsed() < idle);
     }
 
@@ -78,7 +95,10 @@ impl<K: Hash + Eq + Clone> KeyedLimiters<K> {
 }
 
 fn evict_oldest<K: Hash + Eq + Clone>(entries: &mut HashMap<K, Entry>, count: usize) {
-    let mut by_age: Vec<(Instant, K)> = entries.iter().map(|(k, e)| (e.last_used, k.clone())).collect();
+    let mut by_age: Vec<(Instant, K)> = entries
+        .iter()
+        .map(|(k, e)| (e.last_used, k.clone()))
+        .collect();
     by_age.sort_by_key(|(at, _)| *at);
     for (_, key) in by_age.into_iter().take(count) {
         entries.remove(&key);
@@ -96,8 +116,14 @@ mod tests {
             assert!(limiters.check(&"a", 3).is_ok());
         }
         let wait = limiters.check(&"a", 3).unwrap_err();
-        assert!(wait > Duration::ZERO && wait <= Duration::from_secs(20), "{wait:?}");
-        assert!(limiters.check(&"b", 3).is_ok(), "other keys have their own budget");
+        assert!(
+            wait > Duration::ZERO && wait <= Duration::from_secs(20),
+            "{wait:?}"
+        );
+        assert!(
+            limiters.check(&"b", 3).is_ok(),
+            "other keys have their own budget"
+        );
     }
 
     #[test]

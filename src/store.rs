@@ -37,17 +37,34 @@ impl Store {
         let keyring = Keyring::open(&dir, master)?;
         dir.empty_trash();
         let vault = Vault::new(dir.clone(), keyring, max_open_tenants);
-        Ok(Self { dir, catalog, vault })
+        Ok(Self {
+            dir,
+            catalog,
+            vault,
+        })
     }
 
     /// Creates a tenant: its DEK and file, an origin allow-list, a widget key and an
     /// all-scopes API key.
-    pub async fn create_tenant(&self, id: &TenantId, name: &str, origins: &[Origin], actor: &str) -> Result<CreatedTenant> {
+    pub async fn create_tenant(
+        &self,
+        id: &TenantId,
+        name: &str,
+        origins: &[Origin],
+        actor: &str,
+    ) -> Result<CreatedTenant> {
         if origins.is_empty() {
-            return Err(Error::invalid("invalid_origin", "a tenant needs at least one --origin"));
+            return Err(Error::invalid(
+                "invalid_origin",
+                "a tenant needs at least one --origin",
+            ));
         }
         let probe = id.clone();
-        if self.catalog.call(move |c| tenants::exists(c, &probe)).await? {
+        if self
+            .catalog
+            .call(move |c| tenants::exists(c, &probe))
+            .await?
+        {
             return Err(Error::Conflict(format!("tenant {id} already exists")));
         }
         let vault = self.vault.clone();
@@ -56,8 +73,17 @@ impl Store {
 
         let widget_key = WidgetKey::generate();
         let api_key = NewApiKey::generate();
-        let created = CreatedTenant { tenant: id.to_string(), widget_key: widget_key.to_string(), api_key: api_key.token() };
-        let (id, name, origins, actor) = (id.clone(), name.to_owned(), origins.to_vec(), actor.to_owned());
+        let created = CreatedTenant {
+            tenant: id.to_string(),
+            widget_key: widget_key.to_string(),
+            api_key: api_key.token(),
+        };
+        let (id, name, origins, actor) = (
+            id.clone(),
+            name.to_owned(),
+            origins.to_vec(),
+            actor.to_owned(),
+        );
         self.catalog
             .call(move |c| {
                 tenants::insert(c, &id, &name, &origins, crate::db::now_ms())?;
@@ -84,7 +110,8 @@ impl Store {
         self.tenant(id).await?;
         let report = self.vault.purge(id).await?;
         let details = serde_json::json!({ "conversations": report.conversations, "messages": report.messages });
-        self.audit(id, actor, "history.purged", None, details).await?;
+        self.audit(id, actor, "history.purged", None, details)
+            .await?;
         Ok(report)
     }
 
@@ -109,16 +136,40 @@ impl Store {
         let vault = self.vault.clone();
         let key_id = id.clone();
         let key = blocking(move || vault.tenant_key_blocking(&key_id)).await?;
-        self.audit(id, actor, "tenant.key_exported", None, serde_json::json!({})).await?;
+        self.audit(
+            id,
+            actor,
+            "tenant.key_exported",
+            None,
+            serde_json::json!({}),
+        )
+        .await?;
         Ok(key)
     }
 
     /// Records an administrative action in the tenant's audit chain.
-    pub async fn audit(&self, id: &TenantId, actor: &str, action: &str, target: Option<&str>, details: serde_json::Value) -> Result<()> {
-        let (id, actor, action, target) = (id.clone(), actor.to_owned(), action.to_owned(), target.map(str::to_owned));
+    pub async fn audit(
+        &self,
+        id: &TenantId,
+        actor: &str,
+        action: &str,
+        target: Option<&str>,
+        details: serde_json::Value,
+    ) -> Result<()> {
+        let (id, actor, action, target) = (
+            id.clone(),
+            actor.to_owned(),
+            action.to_owned(),
+            target.map(str::to_owned),
+        );
         self.catalog
             .call(move |c| {
-                let entry = NewEntry { actor: &actor, action: &action, target: target.as_deref(), details };
+                let entry = NewEntry {
+                    actor: &actor,
+                    action: &action,
+                    target: target.as_deref(),
+                    details,
+                };
                 audit::append(c, &id, &entry)
             })
             .await

@@ -25,8 +25,13 @@ pub enum Scope {
 }
 
 impl Scope {
-    pub const ALL: [Scope; 5] =
-        [Scope::HistoryRead, Scope::HistoryDelete, Scope::SettingsWrite, Scope::KeysManage, Scope::KnowledgeManage];
+    pub const ALL: [Scope; 5] = [
+        Scope::HistoryRead,
+        Scope::HistoryDelete,
+        Scope::SettingsWrite,
+        Scope::KeysManage,
+        Scope::KnowledgeManage,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -62,7 +67,10 @@ pub struct NewApiKey {
 
 impl NewApiKey {
     pub fn generate() -> Self {
-        Self { id: hex::encode(crypto::random_bytes::<6>()), secret: crypto::random_token() }
+        Self {
+            id: hex::encode(crypto::random_bytes::<6>()),
+            secret: crypto::random_token(),
+        }
     }
 
     /// The string the customer puts in `Authorization: Bearer …`.
@@ -79,8 +87,18 @@ pub fn parse_token(token: &str) -> Option<(&str, &str)> {
     (hex_of(id, 12) && hex_of(secret, 64)).then_some((id, secret))
 }
 
-pub fn insert(conn: &Connection, tenant: &TenantId, key: &NewApiKey, name: &str, scopes: &[Scope]) -> Result<()> {
-    let scopes = scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" ");
+pub fn insert(
+    conn: &Connection,
+    tenant: &TenantId,
+    key: &NewApiKey,
+    name: &str,
+    scopes: &[Scope],
+) -> Result<()> {
+    let scopes = scopes
+        .iter()
+        .map(|s| s.as_str())
+        .collect::<Vec<_>>()
+        .join(" ");
     conn.execute(
         "INSERT INTO api_keys (id, tenant_id, name, secret_hash, scopes, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![key.id, tenant.as_str(), name, crypto::hash_secret(&key.secret).as_slice(), scopes, db::now_ms()],
@@ -96,15 +114,30 @@ pub fn authenticate(conn: &Connection, token: &str) -> Result<(TenantId, Vec<Sco
         .query_row(
             "SELECT tenant_id, secret_hash, scopes, revoked_at FROM api_keys WHERE id = ?1",
             [id],
-            |r| Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, String>(2)?, r.get::<_, Option<i64>>(3)?)),
+            |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, Vec<u8>>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, Option<i64>>(3)?,
+                ))
+            },
         )
         .optional()?;
-    let Some((tenant, hash, scopes, revoked)) = row else { return Err(unauthorized()) };
+    let Some((tenant, hash, scopes, revoked)) = row else {
+        return Err(unauthorized());
+    };
     if !crypto::secret_matches(secret, &hash) || revoked.is_some() {
         return Err(unauthorized());
     }
-    conn.execute("UPDATE api_keys SET last_used_at = ?2 WHERE id = ?1", params![id, db::now_ms()])?;
-    Ok((TenantId::parse(&tenant)?, scopes.split(' ').filter_map(Scope::parse).collect()))
+    conn.execute(
+        "UPDATE api_keys SET last_used_at = ?2 WHERE id = ?1",
+        params![id, db::now_ms()],
+    )?;
+    Ok((
+        TenantId::parse(&tenant)?,
+        scopes.split(' ').filter_map(Scope::parse).collect(),
+    ))
 }
 
 pub fn list(conn: &Connection, tenant: &TenantId) -> Result<Vec<ApiKeyInfo>> {
@@ -116,7 +149,11 @@ pub fn list(conn: &Connection, tenant: &TenantId) -> Result<Vec<ApiKeyInfo>> {
         Ok(ApiKeyInfo {
             id: r.get(0)?,
             name: r.get(1)?,
-            scopes: r.get::<_, String>(2)?.split(' ').filter_map(Scope::parse).collect(),
+            scopes: r
+                .get::<_, String>(2)?
+                .split(' ')
+                .filter_map(Scope::parse)
+                .collect(),
             created_at: r.get(3)?,
             last_used_at: r.get(4)?,
             revoked_at: r.get(5)?,

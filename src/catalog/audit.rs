@@ -50,32 +50,61 @@ pub fn append(conn: &Connection, tenant: &TenantId, entry: &NewEntry<'_>) -> Res
         .unwrap_or_else(|| vec![0u8; 32]);
     let at = db::now_ms();
     let details = entry.details.to_string();
-    let hash = entry_hash(&prev, tenant.as_str(), at, entry.actor, entry.action, entry.target, &details);
+    let hash = entry_hash(
+        &prev,
+        tenant.as_str(),
+        at,
+        entry.actor,
+        entry.action,
+        entry.target,
+        &details,
+    );
     conn.execute(
         "INSERT INTO audit (tenant_id, at, actor, action, target, details, prev_hash, hash)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        params![tenant.as_str(), at, entry.actor, entry.action, entry.target, details, prev, hash.as_slice()],
+        params![
+            tenant.as_str(),
+            at,
+            entry.actor,
+            entry.action,
+            entry.target,
+            details,
+            prev,
+            hash.as_slice()
+        ],
     )?;
     Ok(())
 }
 
 /// The tenant's entries since `since_ms`, oldest first.
-pub fn entries(conn: &Connection, tenant: &TenantId, since_ms: i64, limit: usize) -> Result<Vec<AuditEntry>> {
+pub fn entries(
+    conn: &Connection,
+    tenant: &TenantId,
+    since_ms: i64,
+    limit: usize,
+) -> Result<Vec<AuditEntry>> {
     let mut stmt = conn.prepare(
         "SELECT seq, at, actor, action, target, details FROM audit
          WHERE tenant_id = ?1 AND at >= ?2 ORDER BY seq LIMIT ?3",
     )?;
-    let rows = stmt.query_map(params![tenant.as_str(), since_ms, i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
-        let details: String = r.get(5)?;
-        Ok(AuditEntry {
-            seq: r.get(0)?,
-            at: r.get(1)?,
-            actor: r.get(2)?,
-            action: r.get(3)?,
-            target: r.get(4)?,
-            details: serde_json::from_str(&details).unwrap_or(serde_json::Value::Null),
-        })
-    })?;
+    let rows = stmt.query_map(
+        params![
+            tenant.as_str(),
+            since_ms,
+            i64::try_from(limit).unwrap_or(i64::MAX)
+        ],
+        |r| {
+            let details: String = r.get(5)?;
+            Ok(AuditEntry {
+                seq: r.get(0)?,
+                at: r.get(1)?,
+                actor: r.get(2)?,
+                action: r.get(3)?,
+                target: r.get(4)?,
+                details: serde_json::from_str(&details).unwrap_or(serde_json::Value::Null),
+            })
+        },
+    )?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
@@ -103,11 +132,19 @@ pub fn verify(conn: &Connection, tenant: &TenantId) -> Result<ChainReport> {
             &r.get::<_, String>(5)?,
         );
         if prev != expected_prev || stored != computed.as_slice() {
-            return Ok(ChainReport { ok: false, entries, first_bad: Some(seq) });
+            return Ok(ChainReport {
+                ok: false,
+                entries,
+                first_bad: Some(seq),
+            });
         }
         expected_prev = stored;
     }
-    Ok(ChainReport { ok: true, entries, first_bad: None })
+    Ok(ChainReport {
+        ok: true,
+        entries,
+        first_bad: None,
+    })
 }
 
 pub fn delete_tenant(conn: &Connection, tenant: &TenantId) -> Result<()> {
@@ -115,7 +152,15 @@ pub fn delete_tenant(conn: &Connection, tenant: &TenantId) -> Result<()> {
     Ok(())
 }
 
-fn entry_hash(prev: &[u8], tenant: &str, at: i64, actor: &str, action: &str, target: Option<&str>, details: &str) -> [u8; 32] {
+fn entry_hash(
+    prev: &[u8],
+    tenant: &str,
+    at: i64,
+    actor: &str,
+    action: &str,
+    target: Option<&str>,
+    details: &str,
+) -> [u8; 32] {
     let canonical = serde_json::json!([tenant, at, actor, action, target, details]).to_string();
     let mut hasher = Sha256::new();
     hasher.update(prev);
@@ -135,7 +180,12 @@ mod tests {
     }
 
     fn record(conn: &Connection, tenant: &TenantId, action: &str) {
-        let entry = NewEntry { actor: "cli", action, target: Some("x"), details: serde_json::json!({"n": 1}) };
+        let entry = NewEntry {
+            actor: "cli",
+            action,
+            target: Some("x"),
+            details: serde_json::json!({"n": 1}),
+        };
         append(conn, tenant, &entry).unwrap();
     }
 
@@ -148,7 +198,14 @@ mod tests {
             record(&conn, &acme, action);
             record(&conn, &other, action);
         }
-        assert_eq!(verify(&conn, &acme).unwrap(), ChainReport { ok: true, entries: 3, first_bad: None });
+        assert_eq!(
+            verify(&conn, &acme).unwrap(),
+            ChainReport {
+                ok: true,
+                entries: 3,
+                first_bad: None
+            }
+        );
     }
 
     #[test]
@@ -158,9 +215,11 @@ mod tests {
         for action in ["a", "b", "c", "d"] {
             record(&conn, &acme, action);
         }
-        conn.execute("UPDATE audit SET action = 'forged' WHERE seq = 2", []).unwrap();
+        conn.execute("UPDATE audit SET action = 'forged' WHERE seq = 2", [])
+            .unwrap();
         assert_eq!(verify(&conn, &acme).unwrap().first_bad, Some(2));
-        conn.execute("UPDATE audit SET action = 'b' WHERE seq = 2", []).unwrap();
+        conn.execute("UPDATE audit SET action = 'b' WHERE seq = 2", [])
+            .unwrap();
         assert!(verify(&conn, &acme).unwrap().ok);
         conn.execute("DELETE FROM audit WHERE seq = 3", []).unwrap();
         let report = verify(&conn, &acme).unwrap();

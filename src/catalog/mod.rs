@@ -27,7 +27,9 @@ impl Catalog {
         let key = crypto::derive_db_key(master, KeyPurpose::Catalog);
         let mut conn = keyring::open_with_master(&dir.catalog_path(), &key)?;
         db::migrate(&mut conn, schema::MIGRATIONS)?;
-        Ok(Self { worker: Worker::spawn("catalog".into(), move || Ok(conn))? })
+        Ok(Self {
+            worker: Worker::spawn("catalog".into(), move || Ok(conn))?,
+        })
     }
 
     /// Runs `f` in the catalog's next write batch.

@@ -28,7 +28,8 @@ pub struct TenantSettings {
 impl Default for TenantSettings {
     fn default() -> Self {
         Self {
-            system_prompt: "You are a helpful assistant for this website. Answer briefly and politely.".into(),
+            system_prompt:
+                "You are a helpful assistant for this website. Answer briefly and politely.".into(),
             model: None,
             retention_days: 30,
             max_message_chars: 2000,
@@ -47,9 +48,13 @@ pub const MAX_MESSAGE_CHARS_LIMIT: u32 = 16_000;
 impl TenantSettings {
     pub fn validate(&self) -> Result<()> {
         let problem = if self.system_prompt.chars().count() > MAX_SYSTEM_PROMPT_CHARS {
-            Some(format!("system_prompt is longer than {MAX_SYSTEM_PROMPT_CHARS} characters"))
+            Some(format!(
+                "system_prompt is longer than {MAX_SYSTEM_PROMPT_CHARS} characters"
+            ))
         } else if !(1..=MAX_MESSAGE_CHARS_LIMIT).contains(&self.max_message_chars) {
-            Some(format!("max_message_chars must be between 1 and {MAX_MESSAGE_CHARS_LIMIT}"))
+            Some(format!(
+                "max_message_chars must be between 1 and {MAX_MESSAGE_CHARS_LIMIT}"
+            ))
         } else if !(1..=600).contains(&self.messages_per_minute) {
             Some("messages_per_minute must be between 1 and 600".into())
         } else if !(1..=100_000).contains(&self.tenant_messages_per_minute) {
@@ -58,7 +63,11 @@ impl TenantSettings {
             Some("max_reply_tokens must be between 1 and 32000".into())
         } else if self.retention_days > 3650 {
             Some("retention_days must be at most 3650".into())
-        } else if self.model.as_ref().is_some_and(|m| m.is_empty() || m.len() > 200) {
+        } else if self
+            .model
+            .as_ref()
+            .is_some_and(|m| m.is_empty() || m.len() > 200)
+        {
             Some("model must be 1-200 characters".into())
         } else {
             None

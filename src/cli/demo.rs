@@ -30,7 +30,13 @@ pub struct DemoArgs {
 pub async fn run(global: &GlobalArgs, args: DemoArgs) -> Result<()> {
     let dir = DataDir::open(&global.data_dir)?;
     let master = demo_master_key(global, &dir)?;
-    let serve = ServeArgs { bind: args.bind, llm: args.llm, trusted_proxies: Vec::new(), max_open_tenants: 64, handshakes_per_minute: 120 };
+    let serve = ServeArgs {
+        bind: args.bind,
+        llm: args.llm,
+        trusted_proxies: Vec::new(),
+        max_open_tenants: 64,
+        handshakes_per_minute: 120,
+    };
     let mut config = serve.config(global);
     config.demo = true;
     let store = Store::open(dir, &master, config.max_open_tenants)?;
@@ -38,9 +44,19 @@ pub async fn run(global: &GlobalArgs, args: DemoArgs) -> Result<()> {
     let addr = listener.local_addr()?;
     let origins = demo_origins(addr)?;
     ensure_demo_tenant(&store, &origins).await?;
-    let backend = if config.llm.base_url.is_some() { "your configured LLM" } else { "the built-in offline responder (no LLM configured)" };
-    eprintln!("chatvault demo: tenant '{DEMO_TENANT}', data in {}, replies from {backend}", global.data_dir.display());
-    eprintln!("demo page: {}/  (open it in a browser and press the chat button)", origins[0]);
+    let backend = if config.llm.base_url.is_some() {
+        "your configured LLM"
+    } else {
+        "the built-in offline responder (no LLM configured)"
+    };
+    eprintln!(
+        "chatvault demo: tenant '{DEMO_TENANT}', data in {}, replies from {backend}",
+        global.data_dir.display()
+    );
+    eprintln!(
+        "demo page: {}/  (open it in a browser and press the chat button)",
+        origins[0]
+    );
     serve_until_signal(store, config, listener).await
 }
 
@@ -52,7 +68,11 @@ fn demo_master_key(global: &GlobalArgs, dir: &DataDir) -> Result<MasterKey> {
     let path = dir.root().join(DEMO_KEY_FILE);
     if !path.exists() {
         let key = MasterKey::generate();
-        let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path)?;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)?;
         writeln!(file, "{}", key.to_hex())?;
     }
     eprintln!(
@@ -74,11 +94,20 @@ fn demo_origins(addr: std::net::SocketAddr) -> Result<Vec<Origin>> {
 async fn ensure_demo_tenant(store: &Store, origins: &[Origin]) -> Result<()> {
     let id = TenantId::parse(DEMO_TENANT)?;
     let probe = id.clone();
-    if !store.catalog.call(move |c| tenants::exists(c, &probe)).await? {
-        store.create_tenant(&id, "Acme Outdoor Supply (demo)", origins, "demo").await?;
+    if !store
+        .catalog
+        .call(move |c| tenants::exists(c, &probe))
+        .await?
+    {
+        store
+            .create_tenant(&id, "Acme Outdoor Supply (demo)", origins, "demo")
+            .await?;
         return Ok(());
     }
     // The port may differ from the last run; the demo page must stay an allowed origin.
     let origins = origins.to_vec();
-    store.catalog.call(move |c| tenants::replace_origins(c, &id, &origins)).await
+    store
+        .catalog
+        .call(move |c| tenants::replace_origins(c, &id, &origins))
+        .await
 }

@@ -15,7 +15,11 @@ use crate::error::Result;
 use crate::store::Store;
 
 #[derive(Parser, Debug)]
-#[command(name = "chatvault", version, about = "Privacy-first backend for embeddable AI chat widgets")]
+#[command(
+    name = "chatvault",
+    version,
+    about = "Privacy-first backend for embeddable AI chat widgets"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -27,7 +31,12 @@ pub struct Cli {
 #[derive(Args, Debug, Clone)]
 pub struct GlobalArgs {
     /// Data directory holding catalog.db, keyring.db and one file per tenant.
-    #[arg(long, global = true, env = "CHATVAULT_DATA_DIR", default_value = "./tenants")]
+    #[arg(
+        long,
+        global = true,
+        env = "CHATVAULT_DATA_DIR",
+        default_value = "./tenants"
+    )]
     pub data_dir: PathBuf,
     /// File holding the 64-hex master key (mode 0600 or stricter). Otherwise CHATVAULT_MASTER_KEY is read.
     #[arg(long, global = true, env = "CHATVAULT_MASTER_KEY_FILE")]
@@ -56,7 +65,9 @@ pub enum Command {
 
 /// Runs a parsed command.
 pub async fn run(cli: Cli) -> Result<()> {
-    let out = Output { json: cli.global.json };
+    let out = Output {
+        json: cli.global.json,
+    };
     match cli.command {
         Command::Demo(args) => demo::run(&cli.global, args).await,
         Command::Serve(args) => serve::run(&cli.global, args).await,

@@ -49,7 +49,11 @@ pub struct LlmArgs {
 
 impl ServeArgs {
     pub fn config(&self, global: &GlobalArgs) -> ServerConfig {
-        let mut config = ServerConfig { bind: self.bind, data_dir: global.data_dir.clone(), ..ServerConfig::default() };
+        let mut config = ServerConfig {
+            bind: self.bind,
+            data_dir: global.data_dir.clone(),
+            ..ServerConfig::default()
+        };
         config.llm.base_url = self.llm.llm_base_url.clone().filter(|u| !u.is_empty());
         config.llm.model = self.llm.llm_model.clone();
         config.llm.api_key_env = self.llm.llm_api_key_env.clone();
@@ -69,11 +73,17 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<()> {
 
 /// Binds the listener with a clear error.
 pub async fn bind(addr: SocketAddr) -> Result<TcpListener> {
-    TcpListener::bind(addr).await.map_err(|e| Error::Config(format!("cannot listen on {addr}: {e}")))
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| Error::Config(format!("cannot listen on {addr}: {e}")))
 }
 
 /// Builds the app, prints the listening line and serves until SIGINT or SIGTERM.
-pub async fn serve_until_signal(store: Store, config: ServerConfig, listener: TcpListener) -> Result<()> {
+pub async fn serve_until_signal(
+    store: Store,
+    config: ServerConfig,
+    listener: TcpListener,
+) -> Result<()> {
     let _lock = store.dir.lock_for_server()?;
     let llm = Llm::new(backend(&config)?, config.llm.timeouts);
     let addr = listener.local_addr()?;
@@ -87,8 +97,14 @@ pub async fn serve_until_signal(store: Store, config: ServerConfig, listener: Tc
 fn backend(config: &ServerConfig) -> Result<Arc<dyn ChatBackend>> {
     match &config.llm.base_url {
         Some(url) => {
-            let key = std::env::var(&config.llm.api_key_env).ok().filter(|k| !k.is_empty());
-            Ok(Arc::new(OpenAiBackend::new(url, key, config.llm.connect_timeout)?))
+            let key = std::env::var(&config.llm.api_key_env)
+                .ok()
+                .filter(|k| !k.is_empty());
+            Ok(Arc::new(OpenAiBackend::new(
+                url,
+                key,
+                config.llm.connect_timeout,
+            )?))
         }
         None => Ok(Arc::new(OfflineBackend::default())),
     }

@@ -34,7 +34,10 @@ pub async fn run(global: &GlobalArgs, out: &Output, cmd: TenantCommand) -> Resul
     match cmd {
         TenantCommand::Create { id, origins, name } => {
             let id = TenantId::parse(&id)?;
-            let origins = origins.iter().map(|o| Origin::parse(o)).collect::<Result<Vec<_>>>()?;
+            let origins = origins
+                .iter()
+                .map(|o| Origin::parse(o))
+                .collect::<Result<Vec<_>>>()?;
             let store = global.open_store(4)?;
             let name = name.unwrap_or_else(|| id.to_string());
             let created = store.create_tenant(&id, &name, &origins, ACTOR).await?;
@@ -50,7 +53,11 @@ pub async fn run(global: &GlobalArgs, out: &Output, cmd: TenantCommand) -> Resul
             let tenants = store.catalog.call(crate::catalog::tenants::list).await?;
             let sizes: Vec<u64> = tenants
                 .iter()
-                .map(|t| TenantId::parse(&t.id).map(|id| file_size(&store.dir.tenant_path(&id))).unwrap_or(0))
+                .map(|t| {
+                    TenantId::parse(&t.id)
+                        .map(|id| file_size(&store.dir.tenant_path(&id)))
+                        .unwrap_or(0)
+                })
                 .collect();
             let json = serde_json::json!({ "tenants": tenants.iter().zip(&sizes).map(|(t, size)| serde_json::json!({
                 "id": t.id, "name": t.name, "origins": t.origins, "created_at": format_time(t.created_at), "bytes": size,
@@ -62,7 +69,15 @@ pub async fn run(global: &GlobalArgs, out: &Output, cmd: TenantCommand) -> Resul
                 tenants
                     .iter()
                     .zip(&sizes)
-                    .map(|(t, size)| format!("{}\t{}\t{} bytes\t{}", t.id, format_time(t.created_at), size, t.origins.join(" ")))
+                    .map(|(t, size)| {
+                        format!(
+                            "{}\t{}\t{} bytes\t{}",
+                            t.id,
+                            format_time(t.created_at),
+                            size,
+                            t.origins.join(" ")
+                        )
+                    })
                     .collect::<Vec<_>>()
                     .join("\n")
             });
@@ -84,13 +99,19 @@ pub async fn run(global: &GlobalArgs, out: &Output, cmd: TenantCommand) -> Resul
             store.dir.ensure_no_server()?;
             store.delete_tenant(&id).await?;
             let at = format_time(crate::db::now_ms());
-            out.emit(serde_json::json!({ "tenant": id.as_str(), "deleted_at": at }), || format!("deleted tenant {id}"));
+            out.emit(
+                serde_json::json!({ "tenant": id.as_str(), "deleted_at": at }),
+                || format!("deleted tenant {id}"),
+            );
         }
         TenantCommand::ExportKey { id } => {
             let id = TenantId::parse(&id)?;
             let store = global.open_store(4)?;
             let key = store.export_key(&id, ACTOR).await?.to_hex();
-            out.emit(serde_json::json!({ "tenant": id.as_str(), "key": key }), || key.clone());
+            out.emit(
+                serde_json::json!({ "tenant": id.as_str(), "key": key }),
+                || key.clone(),
+            );
         }
     }
     Ok(())

@@ -68,7 +68,10 @@ impl MasterKey {
     fn load_file(path: &Path) -> Result<Self> {
         use std::os::unix::fs::PermissionsExt;
         let meta = std::fs::metadata(path).map_err(|e| {
-            Error::Config(format!("cannot read master key file {}: {e}", path.display()))
+            Error::Config(format!(
+                "cannot read master key file {}: {e}",
+                path.display()
+            ))
         })?;
         if meta.permissions().mode() & 0o077 != 0 {
             return Err(Error::Config(format!(
@@ -78,7 +81,10 @@ impl MasterKey {
             )));
         }
         let mut contents = std::fs::read_to_string(path).map_err(|e| {
-            Error::Config(format!("cannot read master key file {}: {e}", path.display()))
+            Error::Config(format!(
+                "cannot read master key file {}: {e}",
+                path.display()
+            ))
         })?;
         let key = Self::from_hex(&contents);
         contents.zeroize();

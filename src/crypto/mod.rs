@@ -93,7 +93,13 @@ pub fn wrap_dek(master: &MasterKey, tenant: &TenantId, dek: &DbKey) -> Vec<u8> {
     let cipher = Aes256Gcm::new(master.expose().into());
     let nonce = random_bytes::<NONCE_LEN>();
     let sealed = cipher
-        .encrypt(Nonce::from_slice(&nonce), Payload { msg: &dek.0, aad: tenant.as_str().as_bytes() })
+        .encrypt(
+            Nonce::from_slice(&nonce),
+            Payload {
+                msg: &dek.0,
+                aad: tenant.as_str().as_bytes(),
+            },
+        )
         .expect("AES-GCM encryption of 32 bytes cannot fail");
     [nonce.as_slice(), &sealed].concat()
 }
@@ -107,7 +113,13 @@ pub fn unwrap_dek(master: &MasterKey, tenant: &TenantId, wrapped: &[u8]) -> Resu
     let (nonce, sealed) = wrapped.split_at(NONCE_LEN);
     let cipher = Aes256Gcm::new(master.expose().into());
     let mut plain = cipher
-        .decrypt(Nonce::from_slice(nonce), Payload { msg: sealed, aad: tenant.as_str().as_bytes() })
+        .decrypt(
+            Nonce::from_slice(nonce),
+            Payload {
+                msg: sealed,
+                aad: tenant.as_str().as_bytes(),
+            },
+        )
         .map_err(|_| fail())?;
     let mut bytes = [0u8; 32];
     bytes.copy_from_slice(&plain);
@@ -173,16 +185,28 @@ mod tests {
     fn wrapping_twice_gives_different_ciphertexts() {
         let master = MasterKey::generate();
         let dek = DbKey::generate();
-        assert_ne!(wrap_dek(&master, &tenant("acme"), &dek), wrap_dek(&master, &tenant("acme"), &dek));
+        assert_ne!(
+            wrap_dek(&master, &tenant("acme"), &dek),
+            wrap_dek(&master, &tenant("acme"), &dek)
+        );
     }
 
     #[test]
     fn derived_keys_differ_by_purpose_and_master() {
         let a = MasterKey::generate();
         let b = MasterKey::generate();
-        assert_ne!(derive_db_key(&a, KeyPurpose::Catalog), derive_db_key(&a, KeyPurpose::Keyring));
-        assert_ne!(derive_db_key(&a, KeyPurpose::Catalog), derive_db_key(&b, KeyPurpose::Catalog));
-        assert_eq!(derive_db_key(&a, KeyPurpose::Catalog), derive_db_key(&a, KeyPurpose::Catalog));
+        assert_ne!(
+            derive_db_key(&a, KeyPurpose::Catalog),
+            derive_db_key(&a, KeyPurpose::Keyring)
+        );
+        assert_ne!(
+            derive_db_key(&a, KeyPurpose::Catalog),
+            derive_db_key(&b, KeyPurpose::Catalog)
+        );
+        assert_eq!(
+            derive_db_key(&a, KeyPurpose::Catalog),
+            derive_db_key(&a, KeyPurpose::Catalog)
+        );
     }
 
     #[test]

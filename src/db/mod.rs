@@ -42,8 +42,10 @@ pub fn open_encrypted(path: &Path, key: &DbKey, mode: OpenMode) -> Result<Connec
     conn.execute_batch(&key.pragma_statement())?;
     // SQLCipher would print decryption failures to stderr itself; we report them as one error.
     conn.execute_batch("PRAGMA cipher_log_level = NONE;")?;
-    conn.query_row("SELECT count(*) FROM sqlite_master", [], |row| row.get::<_, i64>(0))
-        .map_err(|_| Error::Crypto(format!("the key does not open {}", path.display())))?;
+    conn.query_row("SELECT count(*) FROM sqlite_master", [], |row| {
+        row.get::<_, i64>(0)
+    })
+    .map_err(|_| Error::Crypto(format!("the key does not open {}", path.display())))?;
     conn.execute_batch(&format!(
         "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = FULL;
@@ -84,6 +86,7 @@ pub fn now_ms() -> i64 {
 
 /// RFC 3339 with milliseconds, UTC: how times leave the server.
 pub fn format_time(ms: i64) -> String {
-    let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(u64::try_from(ms).unwrap_or(0));
+    let at =
+        std::time::UNIX_EPOCH + std::time::Duration::from_millis(u64::try_from(ms).unwrap_or(0));
     humantime::format_rfc3339_millis(at).to_string()
 }

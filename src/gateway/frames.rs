@@ -60,16 +60,29 @@ struct BareFields {
 /// Parses one text frame.
 pub fn parse_client_frame(text: &str) -> Result<ClientFrame, FrameError> {
     let value: serde_json::Value = serde_json::from_str(text).map_err(|_| FrameError::Invalid)?;
-    let kind = value.get("type").and_then(|t| t.as_str()).ok_or(FrameError::Invalid)?;
+    let kind = value
+        .get("type")
+        .and_then(|t| t.as_str())
+        .ok_or(FrameError::Invalid)?;
     match kind {
         "submit" => serde_json::from_value::<SubmitFields>(value)
-            .map(|f| ClientFrame::Submit { id: f.id, text: f.text })
+            .map(|f| ClientFrame::Submit {
+                id: f.id,
+                text: f.text,
+            })
             .map_err(|_| FrameError::Invalid),
         "resume" => serde_json::from_value::<ResumeFields>(value)
-            .map(|f| ClientFrame::Resume { conversation: f.conversation, token: f.token })
+            .map(|f| ClientFrame::Resume {
+                conversation: f.conversation,
+                token: f.token,
+            })
             .map_err(|_| FrameError::Invalid),
-        "transcript" => serde_json::from_value::<BareFields>(value).map(|_| ClientFrame::Transcript).map_err(|_| FrameError::Invalid),
-        "erase" => serde_json::from_value::<BareFields>(value).map(|_| ClientFrame::Erase).map_err(|_| FrameError::Invalid),
+        "transcript" => serde_json::from_value::<BareFields>(value)
+            .map(|_| ClientFrame::Transcript)
+            .map_err(|_| FrameError::Invalid),
+        "erase" => serde_json::from_value::<BareFields>(value)
+            .map(|_| ClientFrame::Erase)
+            .map_err(|_| FrameError::Invalid),
         _ => Err(FrameError::Unsupported),
     }
 }
@@ -102,23 +115,37 @@ pub struct Source {
 #[derive(Debug, Serialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum ServerFrame {
-    Hello { protocol: u32, limits: Limits },
+    Hello {
+        protocol: u32,
+        limits: Limits,
+    },
     Accepted {
         id: String,
         conversation: String,
         #[serde(skip_serializing_if = "Option::is_none")]
         token: Option<String>,
     },
-    Delta { id: String, text: String },
+    Delta {
+        id: String,
+        text: String,
+    },
     Done {
         id: String,
         message: String,
         #[serde(skip_serializing_if = "Vec::is_empty")]
         sources: Vec<Source>,
     },
-    Resumed { conversation: String, messages: Vec<FrameMessage> },
-    Transcript { conversation: String, messages: Vec<FrameMessage> },
-    Erased { conversation: String },
+    Resumed {
+        conversation: String,
+        messages: Vec<FrameMessage>,
+    },
+    Transcript {
+        conversation: String,
+        messages: Vec<FrameMessage>,
+    },
+    Erased {
+        conversation: String,
+    },
     Error {
         code: &'static str,
         message: String,
@@ -131,15 +158,27 @@ pub enum ServerFrame {
 
 impl ServerFrame {
     pub fn error(code: &'static str, message: impl Into<String>) -> Self {
-        ServerFrame::Error { code, message: message.into(), id: None, retry_after_ms: None }
+        ServerFrame::Error {
+            code,
+            message: message.into(),
+            id: None,
+            retry_after_ms: None,
+        }
     }
 
     pub fn error_for(id: &str, code: &'static str, message: impl Into<String>) -> Self {
-        ServerFrame::Error { code, message: message.into(), id: Some(id.to_owned()), retry_after_ms: None }
+        ServerFrame::Error {
+            code,
+            message: message.into(),
+            id: Some(id.to_owned()),
+            retry_after_ms: None,
+        }
     }
 
     pub fn to_json(&self) -> String {
-        serde_json::to_string(self).unwrap_or_else(|_| r#"{"type":"error","code":"internal","message":"encoding failed"}"#.into())
+        serde_json::to_string(self).unwrap_or_else(|_| {
+            r#"{"type":"error","code":"internal","message":"encoding failed"}"#.into()
+        })
     }
 }
 
@@ -152,25 +191,54 @@ mod tests {
     fn the_four_client_frames_parse() {
         assert_eq!(
             parse_client_frame(r#"{"type":"submit","id":"a1","text":"hi"}"#),
-            Ok(ClientFrame::Submit { id: "a1".into(), text: "hi".into() })
+            Ok(ClientFrame::Submit {
+                id: "a1".into(),
+                text: "hi".into()
+            })
         );
         assert_eq!(
             parse_client_frame(r#"{"type":"resume","conversation":"c","token":"t"}"#),
-            Ok(ClientFrame::Resume { conversation: "c".into(), token: "t".into() })
+            Ok(ClientFrame::Resume {
+                conversation: "c".into(),
+                token: "t".into()
+            })
         );
-        assert_eq!(parse_client_frame(r#"{"type":"transcript"}"#), Ok(ClientFrame::Transcript));
-        assert_eq!(parse_client_frame(r#"{"type":"erase"}"#), Ok(ClientFrame::Erase));
+        assert_eq!(
+            parse_client_frame(r#"{"type":"transcript"}"#),
+            Ok(ClientFrame::Transcript)
+        );
+        assert_eq!(
+            parse_client_frame(r#"{"type":"erase"}"#),
+            Ok(ClientFrame::Erase)
+        );
     }
 
     #[test]
     fn malformed_frames_are_invalid_and_unknown_types_unsupported() {
-        for bad in ["", "nope", "[]", "42", "{}", r#"{"type":7}"#, r#"{"type":"submit"}"#,
-            r#"{"type":"submit","id":"a","text":5}"#, r#"{"type":"submit","id":"a","text":"x","extra":1}"#,
-            r#"{"type":"erase","conversation":"c"}"#] {
+        for bad in [
+            "",
+            "nope",
+            "[]",
+            "42",
+            "{}",
+            r#"{"type":7}"#,
+            r#"{"type":"submit"}"#,
+            r#"{"type":"submit","id":"a","text":5}"#,
+            r#"{"type":"submit","id":"a","text":"x","extra":1}"#,
+            r#"{"type":"erase","conversation":"c"}"#,
+        ] {
             assert_eq!(parse_client_frame(bad), Err(FrameError::Invalid), "{bad}");
         }
-        for unknown in [r#"{"type":"typing"}"#, r#"{"type":"keystroke","text":"a"}"#, r#"{"type":"SUBMIT","id":"a","text":"x"}"#] {
-            assert_eq!(parse_client_frame(unknown), Err(FrameError::Unsupported), "{unknown}");
+        for unknown in [
+            r#"{"type":"typing"}"#,
+            r#"{"type":"keystroke","text":"a"}"#,
+            r#"{"type":"SUBMIT","id":"a","text":"x"}"#,
+        ] {
+            assert_eq!(
+                parse_client_frame(unknown),
+                Err(FrameError::Unsupported),
+                "{unknown}"
+            );
         }
         let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
         assert_eq!(parse_client_frame(&deep), Err(FrameError::Invalid));
@@ -178,10 +246,26 @@ mod tests {
 
     #[test]
     fn server_frames_serialize_as_the_contract_says() {
-        let accepted = ServerFrame::Accepted { id: "a".into(), conversation: "c".into(), token: None }.to_json();
-        assert_eq!(accepted, r#"{"type":"accepted","id":"a","conversation":"c"}"#);
-        let error = ServerFrame::Error { code: "rate_limited", message: "slow down".into(), id: Some("a".into()), retry_after_ms: Some(1500) };
-        assert_eq!(error.to_json(), r#"{"type":"error","code":"rate_limited","message":"slow down","id":"a","retry_after_ms":1500}"#);
+        let accepted = ServerFrame::Accepted {
+            id: "a".into(),
+            conversation: "c".into(),
+            token: None,
+        }
+        .to_json();
+        assert_eq!(
+            accepted,
+            r#"{"type":"accepted","id":"a","conversation":"c"}"#
+        );
+        let error = ServerFrame::Error {
+            code: "rate_limited",
+            message: "slow down".into(),
+            id: Some("a".into()),
+            retry_after_ms: Some(1500),
+        };
+        assert_eq!(
+            error.to_json(),
+            r#"{"type":"error","code":"rate_limited","message":"slow down","id":"a","retry_after_ms":1500}"#
+        );
     }
 
     proptest! {

@@ -18,8 +18,12 @@ use crate::domain::{Origin, WidgetKey};
 use crate::error::Error;
 use crate::http::client_ip::client_ip;
 
-/// Largest frame or message a widget may send.
+/// Largest message a widget may send; a bigger one gets `too_large` and a 1009 close.
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;
+
+/// The transport's own hard limit. Twice the protocol limit, so a slightly oversized message is
+/// still read whole and refused with a clean close handshake; beyond this the socket is dropped.
+const TRANSPORT_LIMIT_BYTES: usize = 2 * MAX_FRAME_BYTES;
 
 /// `GET /v1/widget/ws?key=…`: 401 for an unknown key, 403 for a missing or foreign `Origin`,
 /// then the upgrade with small buffers and a bounded write queue.
@@ -37,16 +41,26 @@ pub async fn handshake(
     let Some(key) = key else {
         return Error::Unauthorized("unknown widget key".into()).into_response();
     };
-    let tenant = match app.store.catalog.call(move |c| tenants::tenant_for_widget_key(c, &key)).await {
+    let tenant = match app
+        .store
+        .catalog
+        .call(move |c| tenants::tenant_for_widget_key(c, &key))
+        .await
+    {
         Ok(Some(tenant)) => tenant,
         Ok(None) => return Error::Unauthorized("unknown widget key".into()).into_response(),
         Err(e) => return e.into_response(),
     };
-    let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()).and_then(|v| Origin::parse(v).ok());
-    let allowed = origin.is_some_and(|o| tenant.origins.iter().any(|allowed| allowed == o.as_str()));
+    let origin = headers
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| Origin::parse(v).ok());
+    let allowed =
+        origin.is_some_and(|o| tenant.origins.iter().any(|allowed| allowed == o.as_str()));
     if !allowed {
         tracing::info!(tenant = %tenant.id, "widget handshake refused: origin not allowed");
-        return Error::Forbidden("this origin is not allowed for this widget key".into()).into_response();
+        return Error::Forbidden("this origin is not allowed for this widget key".into())
+            .into_response();
     }
     let upgrade = match upgrade {
         Ok(upgrade) => upgrade,
@@ -55,8 +69,8 @@ pub async fn handshake(
     let ip = client_ip(peer.ip(), &headers, &app.config.trusted_proxies);
     let sessions = app.sessions.clone();
     upgrade
-        .max_message_size(MAX_FRAME_BYTES)
-        .max_frame_size(MAX_FRAME_BYTES)
+        .max_message_size(TRANSPORT_LIMIT_BYTES)
+        .max_frame_size(TRANSPORT_LIMIT_BYTES)
         .read_buffer_size(4 * 1024)
         .write_buffer_size(0)
         .max_write_buffer_size(256 * 1024)

@@ -43,8 +43,12 @@ pub fn commit_visitor_message(
     let now = db::now_ms();
     let today = utc_day(now);
     let usage = repo::usage_on(conn, &today)?;
-    if settings.daily_token_budget > 0 && (usage.tokens_in + usage.tokens_out) as u64 >= settings.daily_token_budget {
-        return Ok(Committed::OverBudget { retry_after_ms: ms_until_next_utc_day(now) });
+    if settings.daily_token_budget > 0
+        && (usage.tokens_in + usage.tokens_out) as u64 >= settings.daily_token_budget
+    {
+        return Ok(Committed::OverBudget {
+            retry_after_ms: ms_until_next_utc_day(now),
+        });
     }
     let (conversation, token) = match conversation {
         Some(id) if repo::token_hash(conn, id)?.is_some() => (id.clone(), None),
@@ -57,10 +61,25 @@ pub fn commit_visitor_message(
     };
     let history = repo::recent_messages(conn, &conversation, HISTORY_MESSAGES)?;
     let tokens = i64::from(prompt::estimate_tokens(text));
-    let new = NewMessage { conversation: &conversation, role: Role::Visitor, text, at: now, submit_id: Some(submit), reply_to: None, tokens };
+    let new = NewMessage {
+        conversation: &conversation,
+        role: Role::Visitor,
+        text,
+        at: now,
+        submit_id: Some(submit),
+        reply_to: None,
+        tokens,
+    };
     let (message, existing_reply) = match repo::insert_message(conn, &new)? {
         Inserted::New(id) => {
-            repo::add_usage(conn, &DailyUsage { day: today, messages: 1, ..DailyUsage::default() })?;
+            repo::add_usage(
+                conn,
+                &DailyUsage {
+                    day: today,
+                    messages: 1,
+                    ..DailyUsage::default()
+                },
+            )?;
             (id, None)
         }
         Inserted::Duplicate(id) => {
@@ -68,12 +87,27 @@ pub fn commit_visitor_message(
             (id, reply)
         }
     };
-    let history = history.into_iter().filter(|m| m.id != message.as_str()).collect();
-    Ok(Committed::Stored { conversation, token, message, history, existing_reply })
+    let history = history
+        .into_iter()
+        .filter(|m| m.id != message.as_str())
+        .collect();
+    Ok(Committed::Stored {
+        conversation,
+        token,
+        message,
+        history,
+        existing_reply,
+    })
 }
 
 /// Commits a finished reply and the day's usage in one transaction.
-pub fn commit_reply(conn: &Connection, conversation: &ConversationId, reply_to: &MessageId, text: &str, usage: (u32, u32)) -> Result<MessageId> {
+pub fn commit_reply(
+    conn: &Connection,
+    conversation: &ConversationId,
+    reply_to: &MessageId,
+    text: &str,
+    usage: (u32, u32),
+) -> Result<MessageId> {
     let now = db::now_ms();
     let new = NewMessage {
         conversation,
@@ -87,17 +121,46 @@ pub fn commit_reply(conn: &Connection, conversation: &ConversationId, reply_to: 
     let id = match repo::insert_message(conn, &new)? {
         Inserted::New(id) | Inserted::Duplicate(id) => id,
     };
-    let delta = DailyUsage { day: utc_day(now), replies: 1, tokens_in: i64::from(usage.0), tokens_out: i64::from(usage.1), ..DailyUsage::default() };
+    let delta = DailyUsage {
+        day: utc_day(now),
+        replies: 1,
+        tokens_in: i64::from(usage.0),
+        tokens_out: i64::from(usage.1),
+        ..DailyUsage::default()
+    };
     repo::add_usage(conn, &delta)?;
     Ok(id)
 }
 
 /// The upstream request for a visitor turn.
-pub fn build_request(tenant: &TenantId, conversation: &ConversationId, settings: &TenantSettings, default_model: &str, history: &[StoredMessage], text: &str, history_budget: u32) -> ChatRequest {
-    let turns: Vec<Turn> = history.iter().map(|m| Turn { role: m.role, text: m.text.clone() }).collect();
-    let input = PromptInput { tenant_prompt: &settings.system_prompt, history: &turns, passages: &[], new_text: text, history_budget_tokens: history_budget };
+pub fn build_request(
+    tenant: &TenantId,
+    conversation: &ConversationId,
+    settings: &TenantSettings,
+    default_model: &str,
+    history: &[StoredMessage],
+    text: &str,
+    history_budget: u32,
+) -> ChatRequest {
+    let turns: Vec<Turn> = history
+        .iter()
+        .map(|m| Turn {
+            role: m.role,
+            text: m.text.clone(),
+        })
+        .collect();
+    let input = PromptInput {
+        tenant_prompt: &settings.system_prompt,
+        history: &turns,
+        passages: &[],
+        new_text: text,
+        history_budget_tokens: history_budget,
+    };
     ChatRequest {
-        model: settings.model.clone().unwrap_or_else(|| default_model.to_owned()),
+        model: settings
+            .model
+            .clone()
+            .unwrap_or_else(|| default_model.to_owned()),
         messages: prompt::assemble(&input, &Nonce::generate()),
         max_tokens: settings.max_reply_tokens,
         user: crypto::pseudonym(&[tenant.as_str(), conversation.as_str()]),
@@ -133,15 +196,23 @@ pub fn reply_steps(llm: Llm, request: ChatRequest) -> BoxStream<'static, Step> {
                 }
                 Err(e) => Some((Step::Failed(e), State::Done)),
             },
-            State::Streaming(mut rest, deadline) => match tokio::time::timeout_at(deadline, rest.next()).await {
-                Ok(Some(Ok(ReplyEvent::Delta(text)))) => Some((Step::Delta(text), State::Streaming(rest, deadline))),
-                Ok(Some(Ok(ReplyEvent::Usage { prompt_tokens, completion_tokens }))) => {
-                    Some((Step::Usage(prompt_tokens, completion_tokens), State::Streaming(rest, deadline)))
+            State::Streaming(mut rest, deadline) => {
+                match tokio::time::timeout_at(deadline, rest.next()).await {
+                    Ok(Some(Ok(ReplyEvent::Delta(text)))) => {
+                        Some((Step::Delta(text), State::Streaming(rest, deadline)))
+                    }
+                    Ok(Some(Ok(ReplyEvent::Usage {
+                        prompt_tokens,
+                        completion_tokens,
+                    }))) => Some((
+                        Step::Usage(prompt_tokens, completion_tokens),
+                        State::Streaming(rest, deadline),
+                    )),
+                    Ok(Some(Err(e))) => Some((Step::Failed(e), State::Done)),
+                    Ok(None) => Some((Step::End, State::Done)),
+                    Err(_) => Some((Step::Failed(UpstreamError::Timeout), State::Done)),
                 }
-                Ok(Some(Err(e))) => Some((Step::Failed(e), State::Done)),
-                Ok(None) => Some((Step::End, State::Done)),
-                Err(_) => Some((Step::Failed(UpstreamError::Timeout), State::Done)),
-            },
+            }
             State::Done => None,
         }
     })

@@ -53,7 +53,9 @@ struct Session {
 
 /// Serves one upgraded socket until it closes.
 pub async fn run(mut socket: WebSocket, app: AppState, tenant: Tenant, ip: IpAddr) {
-    let Ok(tenant_id) = TenantId::parse(&tenant.id) else { return };
+    let Ok(tenant_id) = TenantId::parse(&tenant.id) else {
+        return;
+    };
     let started = Instant::now();
     let mut session = Session {
         limiter: limits::per_minute(tenant.settings.messages_per_minute),
@@ -71,8 +73,18 @@ pub async fn run(mut socket: WebSocket, app: AppState, tenant: Tenant, ip: IpAdd
 
 impl Session {
     async fn serve(&mut self, ws: &mut WebSocket) -> Result<(), End> {
-        let limits = Limits { max_message_chars: self.settings.max_message_chars, messages_per_minute: self.settings.messages_per_minute };
-        send(ws, ServerFrame::Hello { protocol: 1, limits }).await?;
+        let limits = Limits {
+            max_message_chars: self.settings.max_message_chars,
+            messages_per_minute: self.settings.messages_per_minute,
+        };
+        send(
+            ws,
+            ServerFrame::Hello {
+                protocol: 1,
+                limits,
+            },
+        )
+        .await?;
         let mut ping = tokio::time::interval(self.app.config.ping_interval);
         ping.tick().await;
         let idle = self.app.config.idle_timeout;
@@ -88,6 +100,10 @@ impl Session {
                     match incoming {
                         None | Some(Ok(Message::Close(_))) => return Ok(()),
                         Some(Err(e)) => return self.on_read_error(ws, e).await,
+                        Some(Ok(Message::Text(text))) if text.len() > super::MAX_FRAME_BYTES => {
+                            send(ws, ServerFrame::error("too_large", "frames are limited to 64 KiB")).await?;
+                            return close(ws, close_code::SIZE, "frame too large").await;
+                        }
                         Some(Ok(Message::Text(text))) => self.on_text(ws, text.as_str()).await?,
                         Some(Ok(Message::Binary(_))) => {
                             send(ws, ServerFrame::error("unsupported_frame", "frames must be JSON text")).await?;
@@ -111,7 +127,11 @@ impl Session {
             .downcast_ref::<tungstenite::Error>()
             .is_some_and(|e| matches!(e, tungstenite::Error::Capacity(_)));
         if too_large {
-            send(ws, ServerFrame::error("too_large", "frames are limited to 64 KiB")).await?;
+            send(
+                ws,
+                ServerFrame::error("too_large", "frames are limited to 64 KiB"),
+            )
+            .await?;
             return close(ws, close_code::SIZE, "frame too large").await;
         }
         Err("read error")
@@ -120,11 +140,20 @@ impl Session {
     async fn on_text(&mut self, ws: &mut WebSocket, text: &str) -> Result<(), End> {
         let frame = match parse_client_frame(text) {
             Ok(frame) => frame,
-            Err(e) => return send(ws, ServerFrame::error(e.code(), "that frame is not part of the widget protocol")).await,
+            Err(e) => {
+                return send(
+                    ws,
+                    ServerFrame::error(e.code(), "that frame is not part of the widget protocol"),
+                )
+                .await;
+            }
         };
         match frame {
             ClientFrame::Submit { id, text } => self.on_submit(ws, id, text).await,
-            ClientFrame::Resume { conversation, token } => self.on_resume(ws, &conversation, &token).await,
+            ClientFrame::Resume {
+                conversation,
+                token,
+            } => self.on_resume(ws, &conversation, &token).await,
             ClientFrame::Transcript => self.on_transcript(ws).await,
             ClientFrame::Erase => self.on_erase(ws).await,
         }
@@ -132,20 +161,46 @@ impl Session {
 
     async fn on_submit(&mut self, ws: &mut WebSocket, id: String, text: String) -> Result<(), End> {
         let Some(submit) = SubmitId::parse(&id) else {
-            return send(ws, ServerFrame::error("invalid_frame", "submit ids are 1-64 of A-Z a-z 0-9 _ -")).await;
+            return send(
+                ws,
+                ServerFrame::error("invalid_frame", "submit ids are 1-64 of A-Z a-z 0-9 _ -"),
+            )
+            .await;
         };
         let text = text.trim();
         if text.is_empty() {
-            return send(ws, ServerFrame::error_for(submit.as_str(), "empty_message", "the message is empty")).await;
+            return send(
+                ws,
+                ServerFrame::error_for(submit.as_str(), "empty_message", "the message is empty"),
+            )
+            .await;
         }
         if text.chars().count() > self.settings.max_message_chars as usize {
-            let message = format!("messages are limited to {} characters", self.settings.max_message_chars);
-            return send(ws, ServerFrame::error_for(submit.as_str(), "too_large", message)).await;
+            let message = format!(
+                "messages are limited to {} characters",
+                self.settings.max_message_chars
+            );
+            return send(
+                ws,
+                ServerFrame::error_for(submit.as_str(), "too_large", message),
+            )
+            .await;
         }
-        let pending = Pending { id: submit, text: text.to_owned() };
+        let pending = Pending {
+            id: submit,
+            text: text.to_owned(),
+        };
         if self.active.is_some() || !self.queue.is_empty() {
             if self.queue.len() >= self.app.config.reply_queue {
-                return send(ws, ServerFrame::error_for(pending.id.as_str(), "busy", "a reply is still being written; try again when it is done")).await;
+                return send(
+                    ws,
+                    ServerFrame::error_for(
+                        pending.id.as_str(),
+                        "busy",
+                        "a reply is still being written; try again when it is done",
+                    ),
+                )
+                .await;
             }
             self.queue.push_back(pending);
             return Ok(());
@@ -156,42 +211,135 @@ impl Session {
     /// Commits the visitor message, answers `accepted`, and starts the reply.
     async fn begin(&mut self, ws: &mut WebSocket, pending: Pending) -> Result<(), End> {
         let id = pending.id.clone();
-        if let Err(wait) = limits::check(&self.limiter).and_then(|()| self.app.tenant_limits.check(&self.tenant, self.settings.tenant_messages_per_minute)) {
+        if let Err(wait) = limits::check(&self.limiter).and_then(|()| {
+            self.app
+                .tenant_limits
+                .check(&self.tenant, self.settings.tenant_messages_per_minute)
+        }) {
             let retry_after_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1);
-            log_message(&self.tenant, self.ip, Duration::ZERO, "refused", Some("rate_limited"));
-            let frame = ServerFrame::Error { code: "rate_limited", message: "too many messages; please wait a moment".into(), id: Some(id.to_string()), retry_after_ms: Some(retry_after_ms) };
+            log_message(
+                &self.tenant,
+                self.ip,
+                Duration::ZERO,
+                "refused",
+                Some("rate_limited"),
+            );
+            let frame = ServerFrame::Error {
+                code: "rate_limited",
+                message: "too many messages; please wait a moment".into(),
+                id: Some(id.to_string()),
+                retry_after_ms: Some(retry_after_ms),
+            };
             return send(ws, frame).await;
         }
         let started = Instant::now();
-        let (conversation, settings, text) = (self.conversation.clone(), self.settings.clone(), pending.text.clone());
+        let (conversation, settings, text) = (
+            self.conversation.clone(),
+            self.settings.clone(),
+            pending.text.clone(),
+        );
         let submit = id.clone();
         let committed = self
             .app
             .store
             .vault
-            .call(&self.tenant, move |conn| reply::commit_visitor_message(conn, conversation.as_ref(), &submit, &text, &settings))
+            .call(&self.tenant, move |conn| {
+                reply::commit_visitor_message(
+                    conn,
+                    conversation.as_ref(),
+                    &submit,
+                    &text,
+                    &settings,
+                )
+            })
             .await;
         let (conversation, token, message, history, existing_reply) = match committed {
-            Ok(Committed::Stored { conversation, token, message, history, existing_reply }) => (conversation, token, message, history, existing_reply),
+            Ok(Committed::Stored {
+                conversation,
+                token,
+                message,
+                history,
+                existing_reply,
+            }) => (conversation, token, message, history, existing_reply),
             Ok(Committed::OverBudget { retry_after_ms }) => {
-                log_message(&self.tenant, self.ip, started.elapsed(), "refused", Some("quota_exceeded"));
-                let frame = ServerFrame::Error { code: "quota_exceeded", message: "this site's assistant has reached its daily limit".into(), id: Some(id.to_string()), retry_after_ms: Some(retry_after_ms) };
+                log_message(
+                    &self.tenant,
+                    self.ip,
+                    started.elapsed(),
+                    "refused",
+                    Some("quota_exceeded"),
+                );
+                let frame = ServerFrame::Error {
+                    code: "quota_exceeded",
+                    message: "this site's assistant has reached its daily limit".into(),
+                    id: Some(id.to_string()),
+                    retry_after_ms: Some(retry_after_ms),
+                };
                 return send(ws, frame).await;
             }
             Err(e) => {
                 tracing::warn!(tenant = %self.tenant, error = %e, "could not store a visitor message");
-                log_message(&self.tenant, self.ip, started.elapsed(), "failed", Some("storage_unavailable"));
-                return send(ws, ServerFrame::error_for(id.as_str(), "storage_unavailable", "the message could not be saved; please try again")).await;
+                log_message(
+                    &self.tenant,
+                    self.ip,
+                    started.elapsed(),
+                    "failed",
+                    Some("storage_unavailable"),
+                );
+                return send(
+                    ws,
+                    ServerFrame::error_for(
+                        id.as_str(),
+                        "storage_unavailable",
+                        "the message could not be saved; please try again",
+                    ),
+                )
+                .await;
             }
         };
         self.conversation = Some(conversation.clone());
-        send(ws, ServerFrame::Accepted { id: id.to_string(), conversation: conversation.to_string(), token }).await?;
+        send(
+            ws,
+            ServerFrame::Accepted {
+                id: id.to_string(),
+                conversation: conversation.to_string(),
+                token,
+            },
+        )
+        .await?;
         if let Some(reply) = existing_reply {
-            send(ws, ServerFrame::Delta { id: id.to_string(), text: reply.text }).await?;
-            return send(ws, ServerFrame::Done { id: id.to_string(), message: reply.id, sources: Vec::new() }).await;
+            send(
+                ws,
+                ServerFrame::Delta {
+                    id: id.to_string(),
+                    text: reply.text,
+                },
+            )
+            .await?;
+            return send(
+                ws,
+                ServerFrame::Done {
+                    id: id.to_string(),
+                    message: reply.id,
+                    sources: Vec::new(),
+                },
+            )
+            .await;
         }
-        let request = reply::build_request(&self.tenant, &conversation, &self.settings, &self.app.config.llm.model, &history, &pending.text, self.app.config.history_budget_tokens);
-        let prompt_estimate = request.messages.iter().map(|m| crate::llm::prompt::estimate_tokens(&m.content)).sum();
+        let request = reply::build_request(
+            &self.tenant,
+            &conversation,
+            &self.settings,
+            &self.app.config.llm.model,
+            &history,
+            &pending.text,
+            self.app.config.history_budget_tokens,
+        );
+        let prompt_estimate = request
+            .messages
+            .iter()
+            .map(|m| crate::llm::prompt::estimate_tokens(&m.content))
+            .sum();
         self.active = Some(ActiveReply {
             id,
             conversation,
@@ -206,46 +354,115 @@ impl Session {
     }
 
     async fn on_step(&mut self, ws: &mut WebSocket, step: Step) -> Result<(), End> {
-        let Some(active) = self.active.as_mut() else { return Ok(()) };
+        let Some(active) = self.active.as_mut() else {
+            return Ok(());
+        };
         match step {
             Step::Delta(text) => {
                 active.text.push_str(&text);
-                send(ws, ServerFrame::Delta { id: active.id.to_string(), text }).await
+                send(
+                    ws,
+                    ServerFrame::Delta {
+                        id: active.id.to_string(),
+                        text,
+                    },
+                )
+                .await
             }
             Step::Usage(prompt, completion) => {
                 active.usage = Some((prompt, completion));
                 Ok(())
             }
             Step::End => {
-                let Some(active) = self.active.take() else { return Ok(()) };
+                let Some(active) = self.active.take() else {
+                    return Ok(());
+                };
                 self.finish(ws, active).await?;
                 self.next_in_queue(ws).await
             }
             Step::Failed(e) => {
-                let Some(active) = self.active.take() else { return Ok(()) };
+                let Some(active) = self.active.take() else {
+                    return Ok(());
+                };
                 // A reply cut off mid-stream is not stored: the visitor saw a partial answer
                 // marked as failed, and may retry the same submit id to get a whole one.
-                log_message(&self.tenant, self.ip, active.started.elapsed(), "upstream_failed", Some(e.code()));
-                let message = if e.code() == "upstream_timeout" { "the assistant took too long to answer" } else { "the assistant is unavailable right now" };
-                send(ws, ServerFrame::error_for(active.id.as_str(), e.code(), message)).await?;
+                log_message(
+                    &self.tenant,
+                    self.ip,
+                    active.started.elapsed(),
+                    "upstream_failed",
+                    Some(e.code()),
+                );
+                let message = if e.code() == "upstream_timeout" {
+                    "the assistant took too long to answer"
+                } else {
+                    "the assistant is unavailable right now"
+                };
+                send(
+                    ws,
+                    ServerFrame::error_for(active.id.as_str(), e.code(), message),
+                )
+                .await?;
                 self.next_in_queue(ws).await
             }
         }
     }
 
     async fn finish(&mut self, ws: &mut WebSocket, active: ActiveReply) -> Result<(), End> {
-        let usage = active.usage.unwrap_or((active.prompt_estimate, crate::llm::prompt::estimate_tokens(&active.text)));
-        let (conversation, reply_to, text) = (active.conversation.clone(), active.visitor_message.clone(), active.text);
-        let committed = self.app.store.vault.call(&self.tenant, move |conn| reply::commit_reply(conn, &conversation, &reply_to, &text, usage)).await;
+        let usage = active.usage.unwrap_or((
+            active.prompt_estimate,
+            crate::llm::prompt::estimate_tokens(&active.text),
+        ));
+        let (conversation, reply_to, text) = (
+            active.conversation.clone(),
+            active.visitor_message.clone(),
+            active.text,
+        );
+        let committed = self
+            .app
+            .store
+            .vault
+            .call(&self.tenant, move |conn| {
+                reply::commit_reply(conn, &conversation, &reply_to, &text, usage)
+            })
+            .await;
         match committed {
             Ok(message) => {
-                log_message(&self.tenant, self.ip, active.started.elapsed(), "replied", None);
-                send(ws, ServerFrame::Done { id: active.id.to_string(), message: message.to_string(), sources: Vec::new() }).await
+                log_message(
+                    &self.tenant,
+                    self.ip,
+                    active.started.elapsed(),
+                    "replied",
+                    None,
+                );
+                send(
+                    ws,
+                    ServerFrame::Done {
+                        id: active.id.to_string(),
+                        message: message.to_string(),
+                        sources: Vec::new(),
+                    },
+                )
+                .await
             }
             Err(e) => {
                 tracing::warn!(tenant = %self.tenant, error = %e, "could not store a reply");
-                log_message(&self.tenant, self.ip, active.started.elapsed(), "failed", Some("storage_unavailable"));
-                send(ws, ServerFrame::error_for(active.id.as_str(), "storage_unavailable", "the reply could not be saved")).await
+                log_message(
+                    &self.tenant,
+                    self.ip,
+                    active.started.elapsed(),
+                    "failed",
+                    Some("storage_unavailable"),
+                );
+                send(
+                    ws,
+                    ServerFrame::error_for(
+                        active.id.as_str(),
+                        "storage_unavailable",
+                        "the reply could not be saved",
+                    ),
+                )
+                .await
             }
         }
     }
@@ -257,64 +474,146 @@ impl Session {
         }
     }
 
-    async fn on_resume(&mut self, ws: &mut WebSocket, conversation: &str, token: &str) -> Result<(), End> {
+    async fn on_resume(
+        &mut self,
+        ws: &mut WebSocket,
+        conversation: &str,
+        token: &str,
+    ) -> Result<(), End> {
         if self.active.is_some() || !self.queue.is_empty() {
-            return send(ws, ServerFrame::error("busy", "wait for the current reply before resuming")).await;
+            return send(
+                ws,
+                ServerFrame::error("busy", "wait for the current reply before resuming"),
+            )
+            .await;
         }
         let invalid = || ServerFrame::error("invalid_token", "that conversation cannot be resumed");
-        let Some(id) = ConversationId::parse(conversation) else { return send(ws, invalid()).await };
+        let Some(id) = ConversationId::parse(conversation) else {
+            return send(ws, invalid()).await;
+        };
         let token = token.to_owned();
         let lookup = id.clone();
         let loaded = self
             .app
             .store
             .vault
-            .call(&self.tenant, move |conn| match repo::token_hash(conn, &lookup)? {
-                Some(hash) if crypto::secret_matches(&token, &hash) => Ok(Some(repo::all_messages(conn, &lookup)?)),
-                _ => Ok(None),
+            .call(&self.tenant, move |conn| {
+                match repo::token_hash(conn, &lookup)? {
+                    Some(hash) if crypto::secret_matches(&token, &hash) => {
+                        Ok(Some(repo::all_messages(conn, &lookup)?))
+                    }
+                    _ => Ok(None),
+                }
             })
             .await;
         match loaded {
             Ok(Some(messages)) => {
                 self.conversation = Some(id.clone());
-                send(ws, ServerFrame::Resumed { conversation: id.to_string(), messages: frame_messages(messages) }).await
+                send(
+                    ws,
+                    ServerFrame::Resumed {
+                        conversation: id.to_string(),
+                        messages: frame_messages(messages),
+                    },
+                )
+                .await
             }
             Ok(None) => send(ws, invalid()).await,
-            Err(_) => send(ws, ServerFrame::error("storage_unavailable", "the conversation could not be loaded")).await,
+            Err(_) => {
+                send(
+                    ws,
+                    ServerFrame::error(
+                        "storage_unavailable",
+                        "the conversation could not be loaded",
+                    ),
+                )
+                .await
+            }
         }
     }
 
     async fn on_transcript(&mut self, ws: &mut WebSocket) -> Result<(), End> {
         let Some(id) = self.conversation.clone() else {
-            return send(ws, ServerFrame::error("no_conversation", "there is no conversation yet")).await;
+            return send(
+                ws,
+                ServerFrame::error("no_conversation", "there is no conversation yet"),
+            )
+            .await;
         };
         let lookup = id.clone();
-        match self.app.store.vault.call(&self.tenant, move |conn| repo::all_messages(conn, &lookup)).await {
-            Ok(messages) => send(ws, ServerFrame::Transcript { conversation: id.to_string(), messages: frame_messages(messages) }).await,
-            Err(_) => send(ws, ServerFrame::error("storage_unavailable", "the transcript could not be loaded")).await,
+        match self
+            .app
+            .store
+            .vault
+            .call(&self.tenant, move |conn| repo::all_messages(conn, &lookup))
+            .await
+        {
+            Ok(messages) => {
+                send(
+                    ws,
+                    ServerFrame::Transcript {
+                        conversation: id.to_string(),
+                        messages: frame_messages(messages),
+                    },
+                )
+                .await
+            }
+            Err(_) => {
+                send(
+                    ws,
+                    ServerFrame::error("storage_unavailable", "the transcript could not be loaded"),
+                )
+                .await
+            }
         }
     }
 
     async fn on_erase(&mut self, ws: &mut WebSocket) -> Result<(), End> {
         let Some(id) = self.conversation.clone() else {
-            return send(ws, ServerFrame::error("no_conversation", "there is no conversation to erase")).await;
+            return send(
+                ws,
+                ServerFrame::error("no_conversation", "there is no conversation to erase"),
+            )
+            .await;
         };
         // Stop the reply in progress and drop queued submits: nothing more joins this conversation.
         self.active = None;
         self.queue.clear();
         let gone = id.clone();
         let vault = &self.app.store.vault;
-        let erased = vault.call(&self.tenant, move |conn| repo::delete_conversation(conn, &gone)).await;
+        let erased = vault
+            .call(&self.tenant, move |conn| {
+                repo::delete_conversation(conn, &gone)
+            })
+            .await;
         if erased.is_err() {
-            return send(ws, ServerFrame::error("storage_unavailable", "the conversation could not be erased; please try again")).await;
+            return send(
+                ws,
+                ServerFrame::error(
+                    "storage_unavailable",
+                    "the conversation could not be erased; please try again",
+                ),
+            )
+            .await;
         }
         // Rewrite the WAL so the deleted pages' old images do not linger in `-wal`.
-        if let Err(e) = vault.exclusive(&self.tenant, |conn| Ok(conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")?)).await {
+        if let Err(e) = vault
+            .exclusive(&self.tenant, |conn| {
+                Ok(conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")?)
+            })
+            .await
+        {
             tracing::warn!(tenant = %self.tenant, error = %e, "checkpoint after erase failed");
         }
         self.conversation = None;
         tracing::info!(tenant = %self.tenant, client_ip = %self.ip, "conversation erased by visitor");
-        send(ws, ServerFrame::Erased { conversation: id.to_string() }).await
+        send(
+            ws,
+            ServerFrame::Erased {
+                conversation: id.to_string(),
+            },
+        )
+        .await
     }
 }
 
@@ -326,15 +625,42 @@ async fn next_step(active: &mut Option<ActiveReply>) -> Step {
 }
 
 fn frame_messages(messages: Vec<StoredMessage>) -> Vec<FrameMessage> {
-    messages.into_iter().map(|m| FrameMessage { role: m.role, text: m.text, at: db::format_time(m.at) }).collect()
+    messages
+        .into_iter()
+        .map(|m| FrameMessage {
+            role: m.role,
+            text: m.text,
+            at: db::format_time(m.at),
+        })
+        .collect()
 }
 
 async fn send(ws: &mut WebSocket, frame: ServerFrame) -> Result<(), End> {
-    ws.send(Message::Text(frame.to_json().into())).await.map_err(|_| "write failed")
+    ws.send(Message::Text(frame.to_json().into()))
+        .await
+        .map_err(|_| "write failed")
 }
 
+/// Sends a close frame and waits briefly for the client's, so the TCP connection ends cleanly
+/// instead of with a reset that could discard the frames sent just before.
 async fn close(ws: &mut WebSocket, code: u16, reason: &'static str) -> Result<(), End> {
-    let _ = ws.send(Message::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
+    if ws
+        .send(Message::Close(Some(CloseFrame {
+            code,
+            reason: reason.into(),
+        })))
+        .await
+        .is_ok()
+    {
+        let drain = async {
+            while let Some(Ok(message)) = ws.recv().await {
+                if matches!(message, Message::Close(_)) {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(2), drain).await;
+    }
     Err(reason)
 }
 

@@ -74,7 +74,10 @@ mod tests {
         let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
         let proxy: IpAddr = "10.0.0.2".parse().unwrap();
         let spoofed = headers("6.6.6.6, 198.51.100.7, 10.0.0.5");
-        assert_eq!(client_ip(proxy, &spoofed, &trusted), "198.51.100.7".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            client_ip(proxy, &spoofed, &trusted),
+            "198.51.100.7".parse::<IpAddr>().unwrap()
+        );
         assert_eq!(client_ip(proxy, &HeaderMap::new(), &trusted), proxy);
         assert_eq!(client_ip(proxy, &headers("garbage"), &trusted), proxy);
     }

@@ -19,7 +19,9 @@ use client_ip::ClientIpKey;
 
 /// Every route of the server.
 pub fn router(app: AppState) -> Router {
-    let key = ClientIpKey { trusted: Arc::new(app.config.trusted_proxies.clone()) };
+    let key = ClientIpKey {
+        trusted: Arc::new(app.config.trusted_proxies.clone()),
+    };
     let per_minute = u64::from(app.config.handshakes_per_minute.max(1));
     let handshake_limit = GovernorConfigBuilder::default()
         .per_millisecond((60_000 / per_minute).max(1))
@@ -56,9 +58,22 @@ pub fn router(app: AppState) -> Router {
 
 async fn security_headers(mut response: axum::response::Response) -> axum::response::Response {
     let headers = response.headers_mut();
-    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-    headers.insert("permissions-policy", HeaderValue::from_static("camera=(), microphone=(), geolocation=()"));
-    headers.entry(header::CONTENT_SECURITY_POLICY).or_insert(HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers.insert(
+        "permissions-policy",
+        HeaderValue::from_static("camera=(), microphone=(), geolocation=()"),
+    );
+    headers
+        .entry(header::CONTENT_SECURITY_POLICY)
+        .or_insert(HeaderValue::from_static(
+            "default-src 'none'; frame-ancestors 'none'",
+        ));
     response
 }

@@ -12,10 +12,19 @@ pub const WIDGET_JS: &str = include_str!("../../widget/chatvault.js");
 pub async fn widget_js() -> Response {
     let mut response = WIDGET_JS.into_response();
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/javascript; charset=utf-8"));
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/javascript; charset=utf-8"),
+    );
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
     // Host pages on other origins load this script; it must not be blocked by CORP.
-    headers.insert("cross-origin-resource-policy", HeaderValue::from_static("cross-origin"));
+    headers.insert(
+        "cross-origin-resource-policy",
+        HeaderValue::from_static("cross-origin"),
+    );
     response
 }
 
@@ -33,7 +42,13 @@ pub async fn demo_page(State(app): State<AppState>) -> Response {
 
 async fn demo_widget_key(app: &AppState) -> Option<String> {
     let id = crate::domain::TenantId::parse(crate::cli::demo::DEMO_TENANT).ok()?;
-    app.store.catalog.call(move |c| crate::catalog::tenants::widget_keys(c, &id)).await.ok()?.into_iter().next()
+    app.store
+        .catalog
+        .call(move |c| crate::catalog::tenants::widget_keys(c, &id))
+        .await
+        .ok()?
+        .into_iter()
+        .next()
 }
 
 const DEMO_PAGE: &str = r#"<!doctype html>

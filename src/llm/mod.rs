@@ -29,7 +29,10 @@ pub struct ChatRequest {
 #[derive(Clone, Debug, PartialEq)]
 pub enum ReplyEvent {
     Delta(String),
-    Usage { prompt_tokens: u32, completion_tokens: u32 },
+    Usage {
+        prompt_tokens: u32,
+        completion_tokens: u32,
+    },
 }
 
 /// How an upstream call failed.
@@ -37,6 +40,9 @@ pub enum ReplyEvent {
 pub enum UpstreamError {
     #[error("upstream unavailable: {0}")]
     Unavailable(String),
+    /// An HTTP error status or a failed connect, which the transport already retried once.
+    #[error("upstream refused: {0}")]
+    Refused(String),
     #[error("upstream timed out")]
     Timeout,
     /// Billing or quota errors: retrying cannot help.
@@ -49,12 +55,16 @@ impl UpstreamError {
     pub fn code(&self) -> &'static str {
         match self {
             UpstreamError::Timeout => "upstream_timeout",
-            UpstreamError::Unavailable(_) | UpstreamError::Quota(_) => "upstream_unavailable",
+            UpstreamError::Unavailable(_) | UpstreamError::Refused(_) | UpstreamError::Quota(_) => {
+                "upstream_unavailable"
+            }
         }
     }
 
+    /// Broken streams and first-token timeouts get one more try; HTTP errors were already
+    /// retried by the transport, and quota errors never are.
     fn retryable(&self) -> bool {
-        !matches!(self, UpstreamError::Quota(_))
+        matches!(self, UpstreamError::Unavailable(_) | UpstreamError::Timeout)
     }
 }
 
@@ -63,7 +73,8 @@ pub type ReplyStream = BoxStream<'static, Result<ReplyEvent, UpstreamError>>;
 /// Something that streams chat completions.
 pub trait ChatBackend: Send + Sync + 'static {
     /// Starts a streamed completion; resolves once the upstream has accepted the request.
-    fn start(&self, request: ChatRequest) -> BoxFuture<'static, Result<ReplyStream, UpstreamError>>;
+    fn start(&self, request: ChatRequest)
+    -> BoxFuture<'static, Result<ReplyStream, UpstreamError>>;
     /// A short name for logs and metrics ("openai", "offline").
     fn name(&self) -> &'static str;
 }
@@ -79,7 +90,10 @@ pub struct Timeouts {
 
 impl Default for Timeouts {
     fn default() -> Self {
-        Self { first_token: Duration::from_secs(20), total: Duration::from_secs(120) }
+        Self {
+            first_token: Duration::from_secs(20),
+            total: Duration::from_secs(120),
+        }
     }
 }
 
@@ -112,7 +126,11 @@ impl Llm {
     pub async fn start(&self, request: &ChatRequest) -> Result<StartedReply, UpstreamError> {
         match self.attempt(request).await {
             Err(e) if e.retryable() => {
-                tracing::info!(backend = self.backend.name(), error = e.code(), "retrying upstream once");
+                tracing::info!(
+                    backend = self.backend.name(),
+                    error = e.code(),
+                    "retrying upstream once"
+                );
                 self.attempt(request).await
             }
             other => other,
@@ -130,7 +148,10 @@ impl Llm {
                 match stream.next().await {
                     Some(Ok(ReplyEvent::Delta(text))) if text.is_empty() => continue,
                     Some(Ok(ReplyEvent::Delta(text))) => return Ok((text, stream, usage)),
-                    Some(Ok(ReplyEvent::Usage { prompt_tokens, completion_tokens })) => {
+                    Some(Ok(ReplyEvent::Usage {
+                        prompt_tokens,
+                        completion_tokens,
+                    })) => {
                         usage = Some((prompt_tokens, completion_tokens));
                     }
                     Some(Err(e)) => return Err(e),
@@ -139,7 +160,12 @@ impl Llm {
             }
         };
         match tokio::time::timeout_at(first_deadline, opening).await {
-            Ok(Ok((first, rest, usage))) => Ok(StartedReply { first, rest, deadline, usage }),
+            Ok(Ok((first, rest, usage))) => Ok(StartedReply {
+                first,
+                rest,
+                deadline,
+                usage,
+            }),
             Ok(Err(e)) => Err(e),
             Err(_) => Err(UpstreamError::Timeout),
         }

@@ -16,7 +16,9 @@ pub struct OfflineBackend {
 
 impl Default for OfflineBackend {
     fn default() -> Self {
-        Self { word_delay: Duration::from_millis(25) }
+        Self {
+            word_delay: Duration::from_millis(25),
+        }
     }
 }
 
@@ -40,16 +42,29 @@ pub fn reply_text(request: &ChatRequest) -> String {
 
 /// The visitor text inside a wrapped turn.
 fn visitor_text(wrapped: &str) -> String {
-    let body = wrapped.split_once('\n').map(|(_, rest)| rest).unwrap_or(wrapped);
-    let body = body.rsplit_once('\n').map(|(inner, _)| inner).unwrap_or(body);
+    let body = wrapped
+        .split_once('\n')
+        .map(|(_, rest)| rest)
+        .unwrap_or(wrapped);
+    let body = body
+        .rsplit_once('\n')
+        .map(|(inner, _)| inner)
+        .unwrap_or(body);
     prompt::unescape(body)
 }
 
 impl ChatBackend for OfflineBackend {
-    fn start(&self, request: ChatRequest) -> BoxFuture<'static, Result<ReplyStream, UpstreamError>> {
+    fn start(
+        &self,
+        request: ChatRequest,
+    ) -> BoxFuture<'static, Result<ReplyStream, UpstreamError>> {
         let text = reply_text(&request);
         let delay = self.word_delay;
-        let prompt_tokens = request.messages.iter().map(|m| prompt::estimate_tokens(&m.content)).sum::<u32>();
+        let prompt_tokens = request
+            .messages
+            .iter()
+            .map(|m| prompt::estimate_tokens(&m.content))
+            .sum::<u32>();
         let completion_tokens = prompt::estimate_tokens(&text);
         Box::pin(async move {
             let pieces: Vec<String> = text.split_inclusive(' ').map(str::to_owned).collect();
@@ -57,7 +72,12 @@ impl ChatBackend for OfflineBackend {
                 tokio::time::sleep(delay).await;
                 Ok(ReplyEvent::Delta(piece))
             });
-            let usage = futures_util::stream::once(async move { Ok(ReplyEvent::Usage { prompt_tokens, completion_tokens }) });
+            let usage = futures_util::stream::once(async move {
+                Ok(ReplyEvent::Usage {
+                    prompt_tokens,
+                    completion_tokens,
+                })
+            });
             Ok(words.chain(usage).boxed())
         })
     }

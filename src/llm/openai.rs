@@ -7,10 +7,12 @@ use std::time::Duration;
 use async_openai::Client;
 use async_openai::config::OpenAIConfig;
 use async_openai::error::OpenAIError;
+use async_openai::middleware::ReqwestService;
+use async_openai::middleware::retry::OpenAIRetryLayer;
 use async_openai::types::chat::{
-    ChatCompletionRequestAssistantMessage, ChatCompletionRequestAssistantMessageContent, ChatCompletionRequestMessage,
-    ChatCompletionRequestSystemMessage, ChatCompletionRequestUserMessage, ChatCompletionStreamOptions,
-    CreateChatCompletionRequest,
+    ChatCompletionRequestAssistantMessage, ChatCompletionRequestAssistantMessageContent,
+    ChatCompletionRequestMessage, ChatCompletionRequestSystemMessage,
+    ChatCompletionRequestUserMessage, ChatCompletionStreamOptions, CreateChatCompletionRequest,
 };
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
@@ -24,7 +26,11 @@ pub struct OpenAiBackend {
 
 impl OpenAiBackend {
     /// `base_url` is the API root, e.g. `https://api.openai.com/v1` or `http://127.0.0.1:8000/v1`.
-    pub fn new(base_url: &str, api_key: Option<String>, connect_timeout: Duration) -> crate::error::Result<Self> {
+    pub fn new(
+        base_url: &str,
+        api_key: Option<String>,
+        connect_timeout: Duration,
+    ) -> crate::error::Result<Self> {
         let mut config = OpenAIConfig::new().with_api_base(base_url.trim_end_matches('/'));
         if let Some(key) = api_key {
             config = config.with_api_key(key);
@@ -33,16 +39,34 @@ impl OpenAiBackend {
             .connect_timeout(connect_timeout)
             .pool_idle_timeout(Duration::from_secs(60))
             .build()
-            .map_err(|e| crate::error::Error::Config(format!("cannot build the HTTP client: {e}")))?;
-        Ok(Self { client: Client::with_config(config).with_http_client(http) })
+            .map_err(|e| {
+                crate::error::Error::Config(format!("cannot build the HTTP client: {e}"))
+            })?;
+        // The transport retries 429 (honouring Retry-After, never `insufficient_quota`), 5xx and
+        // connect errors exactly once; `Llm` does not retry those again.
+        let service = tower::ServiceBuilder::new()
+            .layer(OpenAIRetryLayer::new(1))
+            .service(ReqwestService::new(http.clone()));
+        Ok(Self {
+            client: Client::with_config(config)
+                .with_http_client(http)
+                .with_http_service(service),
+        })
     }
 }
 
 impl ChatBackend for OpenAiBackend {
-    fn start(&self, request: ChatRequest) -> BoxFuture<'static, Result<ReplyStream, UpstreamError>> {
+    fn start(
+        &self,
+        request: ChatRequest,
+    ) -> BoxFuture<'static, Result<ReplyStream, UpstreamError>> {
         let client = self.client.clone();
         Box::pin(async move {
-            let stream = client.chat().create_stream(to_openai(request)).await.map_err(classify)?;
+            let stream = client
+                .chat()
+                .create_stream(to_openai(request))
+                .await
+                .map_err(classify)?;
             let events = stream.flat_map(|item| {
                 let events: Vec<Result<ReplyEvent, UpstreamError>> = match item {
                     Err(e) => vec![Err(classify(e))],
@@ -55,7 +79,10 @@ impl ChatBackend for OpenAiBackend {
                             .map(|t| Ok(ReplyEvent::Delta(t)))
                             .collect();
                         if let Some(u) = chunk.usage {
-                            out.push(Ok(ReplyEvent::Usage { prompt_tokens: u.prompt_tokens, completion_tokens: u.completion_tokens }));
+                            out.push(Ok(ReplyEvent::Usage {
+                                prompt_tokens: u.prompt_tokens,
+                                completion_tokens: u.completion_tokens,
+                            }));
                         }
                         out
                     }
@@ -71,24 +98,35 @@ impl ChatBackend for OpenAiBackend {
     }
 }
 
-#[expect(deprecated, reason = "`max_tokens` and `user` are what OpenAI-compatible servers other than OpenAI understand")]
+#[expect(
+    deprecated,
+    reason = "`max_tokens` and `user` are what OpenAI-compatible servers other than OpenAI understand"
+)]
 fn to_openai(request: ChatRequest) -> CreateChatCompletionRequest {
     let messages = request
         .messages
         .into_iter()
         .map(|m| match m.role {
-            PromptRole::System => ChatCompletionRequestMessage::System(ChatCompletionRequestSystemMessage {
-                content: m.content.into(),
-                name: None,
-            }),
-            PromptRole::User => ChatCompletionRequestMessage::User(ChatCompletionRequestUserMessage {
-                content: m.content.into(),
-                name: None,
-            }),
-            PromptRole::Assistant => ChatCompletionRequestMessage::Assistant(ChatCompletionRequestAssistantMessage {
-                content: Some(ChatCompletionRequestAssistantMessageContent::Text(m.content)),
-                ..Default::default()
-            }),
+            PromptRole::System => {
+                ChatCompletionRequestMessage::System(ChatCompletionRequestSystemMessage {
+                    content: m.content.into(),
+                    name: None,
+                })
+            }
+            PromptRole::User => {
+                ChatCompletionRequestMessage::User(ChatCompletionRequestUserMessage {
+                    content: m.content.into(),
+                    name: None,
+                })
+            }
+            PromptRole::Assistant => {
+                ChatCompletionRequestMessage::Assistant(ChatCompletionRequestAssistantMessage {
+                    content: Some(ChatCompletionRequestAssistantMessageContent::Text(
+                        m.content,
+                    )),
+                    ..Default::default()
+                })
+            }
         })
         .collect();
     CreateChatCompletionRequest {
@@ -99,7 +137,10 @@ fn to_openai(request: ChatRequest) -> CreateChatCompletionRequest {
         max_tokens: Some(request.max_tokens),
         user: Some(request.user),
         stream: Some(true),
-        stream_options: Some(ChatCompletionStreamOptions { include_usage: Some(true), ..Default::default() }),
+        stream_options: Some(ChatCompletionStreamOptions {
+            include_usage: Some(true),
+            ..Default::default()
+        }),
         ..Default::default()
     }
 }
@@ -110,15 +151,22 @@ fn classify(error: OpenAIError) -> UpstreamError {
         OpenAIError::ApiError(api) => {
             let code = api.api_error.code.as_deref().unwrap_or_default();
             let kind = api.api_error.r#type.as_deref().unwrap_or_default();
-            let quota = ["insufficient_quota", "billing_hard_limit_reached", "billing_not_active"];
+            let quota = [
+                "insufficient_quota",
+                "billing_hard_limit_reached",
+                "billing_not_active",
+            ];
             if quota.contains(&code) || quota.contains(&kind) {
                 UpstreamError::Quota(api.status_code.to_string())
             } else {
-                UpstreamError::Unavailable(format!("status {}", api.status_code))
+                UpstreamError::Refused(format!("status {}", api.status_code))
             }
         }
         OpenAIError::Reqwest(e) if e.is_timeout() => UpstreamError::Timeout,
-        OpenAIError::Reqwest(e) => UpstreamError::Unavailable(if e.is_connect() { "connect failed".into() } else { "transport error".into() }),
+        OpenAIError::Reqwest(e) if e.is_connect() => {
+            UpstreamError::Refused("connect failed".into())
+        }
+        OpenAIError::Reqwest(_) => UpstreamError::Unavailable("transport error".into()),
         OpenAIError::JSONDeserialize(..) => UpstreamError::Unavailable("malformed response".into()),
         OpenAIError::StreamError(_) => UpstreamError::Unavailable("stream broken".into()),
         other => UpstreamError::Unavailable(other.to_string().chars().take(120).collect()),

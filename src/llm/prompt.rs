@@ -97,7 +97,11 @@ pub fn unescape(text: &str) -> String {
 
 /// A visitor turn as sent upstream.
 pub fn wrap_visitor_text(nonce: &Nonce, text: &str) -> String {
-    format!("<untrusted_document id=\"{}\">\n{}\n</untrusted_document>", nonce.as_str(), escape(text))
+    format!(
+        "<untrusted_document id=\"{}\">\n{}\n</untrusted_document>",
+        nonce.as_str(),
+        escape(text)
+    )
 }
 
 /// A knowledge-base passage as sent upstream. `doc_id` is ours (hex), but is escaped all the same.
@@ -139,16 +143,32 @@ pub fn estimate_tokens(text: &str) -> u32 {
 /// Builds the upstream messages: system, passages, the newest history that fits the budget,
 /// then the new visitor turn.
 pub fn assemble(input: &PromptInput<'_>, nonce: &Nonce) -> Vec<PromptMessage> {
-    let mut messages = vec![PromptMessage { role: PromptRole::System, content: system_message(nonce, input.tenant_prompt) }];
+    let mut messages = vec![PromptMessage {
+        role: PromptRole::System,
+        content: system_message(nonce, input.tenant_prompt),
+    }];
     messages.extend(input.passages.iter().map(|p| PromptMessage {
         role: PromptRole::User,
         content: wrap_passage(nonce, &p.doc_id, &p.text),
     }));
-    messages.extend(fitting_history(input.history, input.history_budget_tokens).iter().map(|turn| match turn.role {
-        Role::Visitor => PromptMessage { role: PromptRole::User, content: wrap_visitor_text(nonce, &turn.text) },
-        Role::Assistant => PromptMessage { role: PromptRole::Assistant, content: turn.text.clone() },
-    }));
-    messages.push(PromptMessage { role: PromptRole::User, content: wrap_visitor_text(nonce, input.new_text) });
+    messages.extend(
+        fitting_history(input.history, input.history_budget_tokens)
+            .iter()
+            .map(|turn| match turn.role {
+                Role::Visitor => PromptMessage {
+                    role: PromptRole::User,
+                    content: wrap_visitor_text(nonce, &turn.text),
+                },
+                Role::Assistant => PromptMessage {
+                    role: PromptRole::Assistant,
+                    content: turn.text.clone(),
+                },
+            }),
+    );
+    messages.push(PromptMessage {
+        role: PromptRole::User,
+        content: wrap_visitor_text(nonce, input.new_text),
+    });
     messages
 }
 

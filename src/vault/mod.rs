@@ -44,8 +44,17 @@ struct Handles {
 impl Vault {
     pub fn new(dir: DataDir, keyring: Keyring, max_open: usize) -> Self {
         let capacity = NonZeroUsize::new(max_open.max(1)).unwrap_or(NonZeroUsize::MIN);
-        let handles = Handles { lru: LruCache::new(capacity), live: HashMap::new() };
-        Self { inner: Arc::new(Inner { dir, keyring, handles: Mutex::new(handles) }) }
+        let handles = Handles {
+            lru: LruCache::new(capacity),
+            live: HashMap::new(),
+        };
+        Self {
+            inner: Arc::new(Inner {
+                dir,
+                keyring,
+                handles: Mutex::new(handles),
+            }),
+        }
     }
 
     pub fn dir(&self) -> &DataDir {
@@ -110,7 +119,12 @@ impl Vault {
         if let Some(handle) = handles.lru.get(tenant).filter(|h| !h.has_failed()) {
             return Ok(handle.clone());
         }
-        if let Some(handle) = handles.live.get(tenant).and_then(Weak::upgrade).filter(|h| !h.has_failed()) {
+        if let Some(handle) = handles
+            .live
+            .get(tenant)
+            .and_then(Weak::upgrade)
+            .filter(|h| !h.has_failed())
+        {
             handles.lru.put(tenant.clone(), handle.clone());
             return Ok(handle);
         }
@@ -124,12 +138,21 @@ impl Vault {
     }
 
     fn spawn_worker(&self, tenant: &TenantId) -> Result<WorkerHandle> {
-        let (dir, keyring, id) = (self.inner.dir.clone(), self.inner.keyring.clone(), tenant.clone());
-        Worker::spawn(format!("tenant:{tenant}"), move || open_tenant(&dir, &keyring, &id))
+        let (dir, keyring, id) = (
+            self.inner.dir.clone(),
+            self.inner.keyring.clone(),
+            tenant.clone(),
+        );
+        Worker::spawn(format!("tenant:{tenant}"), move || {
+            open_tenant(&dir, &keyring, &id)
+        })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Handles> {
-        self.inner.handles.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.inner
+            .handles
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -145,13 +168,16 @@ fn open_tenant(dir: &DataDir, keyring: &Keyring, tenant: &TenantId) -> Result<Co
         keyring.clear_pending_blocking(tenant)?;
         return Ok(conn);
     }
-    let mut conn = db::open_encrypted(&path, &entry.dek, OpenMode::Existing).map_err(|e| match e {
-        Error::NotFound(_) => Error::Unavailable(format!("the file of tenant {tenant} is missing")),
-        Error::Crypto(_) => Error::Unavailable(format!(
-            "the file of tenant {tenant} does not open with its key (corrupted or foreign)"
-        )),
-        other => other,
-    })?;
+    let mut conn =
+        db::open_encrypted(&path, &entry.dek, OpenMode::Existing).map_err(|e| match e {
+            Error::NotFound(_) => {
+                Error::Unavailable(format!("the file of tenant {tenant} is missing"))
+            }
+            Error::Crypto(_) => Error::Unavailable(format!(
+                "the file of tenant {tenant} does not open with its key (corrupted or foreign)"
+            )),
+            other => other,
+        })?;
     db::migrate(&mut conn, schema::MIGRATIONS)?;
     Ok(conn)
 }

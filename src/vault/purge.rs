@@ -28,7 +28,9 @@ impl Vault {
     /// old file (and are purged); writes after it land in the new file.
     pub async fn purge(&self, tenant: &TenantId) -> Result<PurgeReport> {
         let (dir, keyring, id) = (self.dir().clone(), self.keyring().clone(), tenant.clone());
-        let outcome = self.exclusive(tenant, move |conn| replace_file(conn, &dir, &keyring, &id)).await;
+        let outcome = self
+            .exclusive(tenant, move |conn| replace_file(conn, &dir, &keyring, &id))
+            .await;
         if outcome.is_err() {
             // The worker may hold a placeholder connection now; the next call reopens the
             // tenant, which completes the purge from the keyring's pending mark.
@@ -44,7 +46,9 @@ impl Vault {
         let existed = self.keyring().remove(tenant).await?;
         if let Some(handle) = handle {
             // Close the file without a checkpoint, so nothing is written to it any more.
-            let _ = handle.exclusive(|conn| close_without_checkpoint(conn)).await;
+            let _ = handle
+                .exclusive(close_without_checkpoint)
+                .await;
         }
         self.forget(tenant);
         datadir::remove_files(self.dir().move_to_trash(&path)?);
@@ -52,7 +56,12 @@ impl Vault {
     }
 }
 
-fn replace_file(conn: &mut Connection, dir: &DataDir, keyring: &Keyring, tenant: &TenantId) -> Result<PurgeReport> {
+fn replace_file(
+    conn: &mut Connection,
+    dir: &DataDir,
+    keyring: &Keyring,
+    tenant: &TenantId,
+) -> Result<PurgeReport> {
     let totals = repo::totals(conn)?;
     let dek = DbKey::generate();
     keyring.replace_for_purge_blocking(tenant, &dek)?;
@@ -64,7 +73,11 @@ fn replace_file(conn: &mut Connection, dir: &DataDir, keyring: &Keyring, tenant:
     *conn = fresh;
     keyring.clear_pending_blocking(tenant)?;
     datadir::remove_files(moved);
-    Ok(PurgeReport { conversations: totals.conversations, messages: totals.messages, purged_at: db::now_ms() })
+    Ok(PurgeReport {
+        conversations: totals.conversations,
+        messages: totals.messages,
+        purged_at: db::now_ms(),
+    })
 }
 
 /// Closes the connection (leaving a read-only in-memory placeholder in its place) without the

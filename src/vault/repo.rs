@@ -61,7 +61,12 @@ pub struct DailyUsage {
     pub tokens_out: i64,
 }
 
-pub fn create_conversation(conn: &Connection, id: &ConversationId, token_hash: &[u8], at: i64) -> Result<()> {
+pub fn create_conversation(
+    conn: &Connection,
+    id: &ConversationId,
+    token_hash: &[u8],
+    at: i64,
+) -> Result<()> {
     conn.execute(
         "INSERT INTO conversations (id, token_hash, started_at, last_at) VALUES (?1, ?2, ?3, ?3)",
         params![id.as_str(), token_hash, at],
@@ -72,7 +77,11 @@ pub fn create_conversation(conn: &Connection, id: &ConversationId, token_hash: &
 /// The stored hash of a conversation's resume token.
 pub fn token_hash(conn: &Connection, id: &ConversationId) -> Result<Option<Vec<u8>>> {
     Ok(conn
-        .query_row("SELECT token_hash FROM conversations WHERE id = ?1", [id.as_str()], |r| r.get(0))
+        .query_row(
+            "SELECT token_hash FROM conversations WHERE id = ?1",
+            [id.as_str()],
+            |r| r.get(0),
+        )
         .optional()?)
 }
 
@@ -101,7 +110,11 @@ pub fn insert_message(conn: &Connection, msg: &NewMessage<'_>) -> Result<Inserte
     Ok(Inserted::New(id))
 }
 
-pub fn find_by_submit(conn: &Connection, conversation: &ConversationId, submit: &SubmitId) -> Result<Option<MessageId>> {
+pub fn find_by_submit(
+    conn: &Connection,
+    conversation: &ConversationId,
+    submit: &SubmitId,
+) -> Result<Option<MessageId>> {
     let id: Option<String> = conn
         .query_row(
             "SELECT id FROM messages WHERE conversation_id = ?1 AND submit_id = ?2",
@@ -124,7 +137,11 @@ pub fn reply_to(conn: &Connection, visitor_message: &MessageId) -> Result<Option
 }
 
 /// The last `limit` messages of a conversation, oldest first.
-pub fn recent_messages(conn: &Connection, conversation: &ConversationId, limit: usize) -> Result<Vec<StoredMessage>> {
+pub fn recent_messages(
+    conn: &Connection,
+    conversation: &ConversationId,
+    limit: usize,
+) -> Result<Vec<StoredMessage>> {
     let mut stmt = conn.prepare_cached(
         "SELECT id, role, text, at FROM (
              SELECT seq, id, role, text, at FROM messages WHERE conversation_id = ?1
@@ -137,7 +154,10 @@ pub fn recent_messages(conn: &Connection, conversation: &ConversationId, limit: 
 }
 
 /// Every message of a conversation, oldest first.
-pub fn all_messages(conn: &Connection, conversation: &ConversationId) -> Result<Vec<StoredMessage>> {
+pub fn all_messages(
+    conn: &Connection,
+    conversation: &ConversationId,
+) -> Result<Vec<StoredMessage>> {
     recent_messages(conn, conversation, usize::MAX)
 }
 
@@ -157,9 +177,16 @@ pub fn delete_conversation(conn: &Connection, id: &ConversationId) -> Result<boo
 }
 
 pub fn totals(conn: &Connection) -> Result<Totals> {
-    Ok(conn.query_row("SELECT conversations, messages FROM totals WHERE id = 1", [], |r| {
-        Ok(Totals { conversations: r.get(0)?, messages: r.get(1)? })
-    })?)
+    Ok(conn.query_row(
+        "SELECT conversations, messages FROM totals WHERE id = 1",
+        [],
+        |r| {
+            Ok(Totals {
+                conversations: r.get(0)?,
+                messages: r.get(1)?,
+            })
+        },
+    )?)
 }
 
 /// Adds to one day's usage counters.
@@ -181,7 +208,10 @@ pub fn usage_on(conn: &Connection, day: &str) -> Result<DailyUsage> {
             read_usage,
         )
         .optional()?
-        .unwrap_or_else(|| DailyUsage { day: day.to_owned(), ..DailyUsage::default() }))
+        .unwrap_or_else(|| DailyUsage {
+            day: day.to_owned(),
+            ..DailyUsage::default()
+        }))
 }
 
 /// Every day with usage, newest first.
@@ -209,7 +239,12 @@ pub(crate) fn read_message(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredMe
 }
 
 pub(crate) fn read_summary(row: &rusqlite::Row<'_>) -> rusqlite::Result<ConversationSummary> {
-    Ok(ConversationSummary { id: row.get(0)?, started_at: row.get(1)?, last_at: row.get(2)?, message_count: row.get(3)? })
+    Ok(ConversationSummary {
+        id: row.get(0)?,
+        started_at: row.get(1)?,
+        last_at: row.get(2)?,
+        message_count: row.get(3)?,
+    })
 }
 
 fn read_usage(row: &rusqlite::Row<'_>) -> rusqlite::Result<DailyUsage> {

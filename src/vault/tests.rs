@@ -14,7 +14,10 @@ fn fixture(max_open: usize) -> Fixture {
     let tmp = tempfile::tempdir().unwrap();
     let dir = DataDir::open(tmp.path().join("tenants")).unwrap();
     let keyring = Keyring::open(&dir, &MasterKey::generate()).unwrap();
-    Fixture { vault: Vault::new(dir, keyring, max_open), _tmp: tmp }
+    Fixture {
+        vault: Vault::new(dir, keyring, max_open),
+        _tmp: tmp,
+    }
 }
 
 fn tenant(id: &str) -> TenantId {
@@ -23,7 +26,10 @@ fn tenant(id: &str) -> TenantId {
 
 async fn create(vault: &Vault, id: &TenantId) {
     let (vault, id) = (vault.clone(), id.clone());
-    tokio::task::spawn_blocking(move || vault.create_tenant_blocking(&id)).await.unwrap().unwrap();
+    tokio::task::spawn_blocking(move || vault.create_tenant_blocking(&id))
+        .await
+        .unwrap()
+        .unwrap();
 }
 
 /// Stores one visitor message in a new conversation.
@@ -34,7 +40,15 @@ async fn insert(vault: &Vault, id: &TenantId, text: &str) -> Result<()> {
             let conv = ConversationId::generate();
             repo::create_conversation(conn, &conv, b"h", 1)?;
             let submit = SubmitId::parse("s").unwrap();
-            let msg = NewMessage { conversation: &conv, role: Role::Visitor, text: &text, at: 2, submit_id: Some(&submit), reply_to: None, tokens: 1 };
+            let msg = NewMessage {
+                conversation: &conv,
+                role: Role::Visitor,
+                text: &text,
+                at: 2,
+                submit_id: Some(&submit),
+                reply_to: None,
+                tokens: 1,
+            };
             repo::insert_message(conn, &msg)?;
             Ok(())
         })
@@ -51,7 +65,9 @@ async fn a_purge_reports_and_removes_everything_and_the_tenant_keeps_working() {
     let acme = tenant("acme");
     create(&f.vault, &acme).await;
     for i in 0..5 {
-        insert(&f.vault, &acme, &format!("message {i}")).await.unwrap();
+        insert(&f.vault, &acme, &format!("message {i}"))
+            .await
+            .unwrap();
     }
     let report = f.vault.purge(&acme).await.unwrap();
     assert_eq!((report.conversations, report.messages), (5, 5));
@@ -76,7 +92,12 @@ async fn the_purged_file_does_not_open_with_any_key_the_keyring_still_has() {
     .unwrap();
     // Keep a copy of the file as a backup would.
     let path = f.vault.dir().tenant_path(&acme);
-    f.vault.exclusive(&acme, |c| Ok(c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")?)).await.unwrap();
+    f.vault
+        .exclusive(&acme, |c| {
+            Ok(c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")?)
+        })
+        .await
+        .unwrap();
     let backup = path.with_extension("backup");
     std::fs::copy(&path, &backup).unwrap();
     f.vault.purge(&acme).await.unwrap();
@@ -121,8 +142,15 @@ async fn purges_racing_inserts_never_lose_an_acknowledged_write_to_the_new_file(
         acknowledged += w.await.unwrap();
     }
     let remaining = totals(&f.vault, &acme).await.messages;
-    assert_eq!(acknowledged, 200, "every insert succeeds, before or after a purge");
-    assert_eq!(purged + remaining, acknowledged, "each write landed in exactly one file");
+    assert_eq!(
+        acknowledged, 200,
+        "every insert succeeds, before or after a purge"
+    );
+    assert_eq!(
+        purged + remaining,
+        acknowledged,
+        "each write landed in exactly one file"
+    );
 }
 
 #[tokio::test]
@@ -132,10 +160,18 @@ async fn open_files_stay_within_the_bound_across_many_tenants() {
     for id in &ids {
         create(&f.vault, id).await;
         insert(&f.vault, id, "x").await.unwrap();
-        assert!(f.vault.open_files() <= 4 + 1, "open files: {}", f.vault.open_files());
+        assert!(
+            f.vault.open_files() <= 4 + 1,
+            "open files: {}",
+            f.vault.open_files()
+        );
     }
     for id in &ids {
-        assert_eq!(totals(&f.vault, id).await.messages, 1, "reopening is invisible to callers");
+        assert_eq!(
+            totals(&f.vault, id).await.messages,
+            1,
+            "reopening is invisible to callers"
+        );
     }
 }
 

@@ -4,7 +4,9 @@ use super::*;
 
 fn inside(wrapped: &str, nonce: &Nonce) -> String {
     let open = format!("<untrusted_document id=\"{}\">\n", nonce.as_str());
-    let body = wrapped.strip_prefix(&open).and_then(|r| r.strip_suffix("\n</untrusted_document>"));
+    let body = wrapped
+        .strip_prefix(&open)
+        .and_then(|r| r.strip_suffix("\n</untrusted_document>"));
     unescape(body.expect("the wrapper's frame is intact"))
 }
 
@@ -66,21 +68,48 @@ fn the_system_message_names_the_nonce_then_the_tenant_prompt() {
 }
 
 fn turn(role: Role, text: &str) -> Turn {
-    Turn { role, text: text.to_owned() }
+    Turn {
+        role,
+        text: text.to_owned(),
+    }
 }
 
 #[test]
 fn assembly_orders_system_passages_history_and_the_new_turn() {
     let nonce = Nonce::generate();
-    let history = [turn(Role::Visitor, "hi"), turn(Role::Assistant, "hello <b>")];
-    let passages = [Passage { doc_id: "d1".into(), text: "Shipping takes 3 days".into() }];
-    let input = PromptInput { tenant_prompt: "P", history: &history, passages: &passages, new_text: "and now?", history_budget_tokens: 1000 };
+    let history = [
+        turn(Role::Visitor, "hi"),
+        turn(Role::Assistant, "hello <b>"),
+    ];
+    let passages = [Passage {
+        doc_id: "d1".into(),
+        text: "Shipping takes 3 days".into(),
+    }];
+    let input = PromptInput {
+        tenant_prompt: "P",
+        history: &history,
+        passages: &passages,
+        new_text: "and now?",
+        history_budget_tokens: 1000,
+    };
     let messages = assemble(&input, &nonce);
     let roles: Vec<_> = messages.iter().map(|m| m.role).collect();
-    assert_eq!(roles, [PromptRole::System, PromptRole::User, PromptRole::User, PromptRole::Assistant, PromptRole::User]);
+    assert_eq!(
+        roles,
+        [
+            PromptRole::System,
+            PromptRole::User,
+            PromptRole::User,
+            PromptRole::Assistant,
+            PromptRole::User
+        ]
+    );
     assert!(messages[1].content.contains("source=\"kb:d1\""));
     assert_eq!(messages[2].content, wrap_visitor_text(&nonce, "hi"));
-    assert_eq!(messages[3].content, "hello <b>", "assistant turns are sent unwrapped");
+    assert_eq!(
+        messages[3].content, "hello <b>",
+        "assistant turns are sent unwrapped"
+    );
     assert_eq!(messages[4].content, wrap_visitor_text(&nonce, "and now?"));
 }
 
@@ -88,11 +117,24 @@ fn assembly_orders_system_passages_history_and_the_new_turn() {
 fn history_is_trimmed_from_the_oldest_turn() {
     let nonce = Nonce::generate();
     let long = "x".repeat(400);
-    let history = [turn(Role::Visitor, &long), turn(Role::Assistant, "short"), turn(Role::Visitor, "also short")];
-    let input = PromptInput { tenant_prompt: "", history: &history, passages: &[], new_text: "new", history_budget_tokens: 50 };
+    let history = [
+        turn(Role::Visitor, &long),
+        turn(Role::Assistant, "short"),
+        turn(Role::Visitor, "also short"),
+    ];
+    let input = PromptInput {
+        tenant_prompt: "",
+        history: &history,
+        passages: &[],
+        new_text: "new",
+        history_budget_tokens: 50,
+    };
     let messages = assemble(&input, &nonce);
     assert_eq!(messages.len(), 4);
     assert_eq!(messages[1].content, "short");
-    let none = PromptInput { history_budget_tokens: 0, ..input };
+    let none = PromptInput {
+        history_budget_tokens: 0,
+        ..input
+    };
     assert_eq!(assemble(&none, &nonce).len(), 2);
 }

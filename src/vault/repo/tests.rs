@@ -1,17 +1,35 @@
 use super::*;
-use crate::crypto::{DbKey, random_token, hash_secret};
+use crate::crypto::{DbKey, hash_secret, random_token};
 use crate::db::{self, OpenMode};
 use crate::vault::schema::MIGRATIONS;
 
 fn tenant_file() -> (tempfile::TempDir, Connection) {
     let dir = tempfile::tempdir().unwrap();
-    let mut conn = db::open_encrypted(&dir.path().join("t.db"), &DbKey::generate(), OpenMode::CreateIfMissing).unwrap();
+    let mut conn = db::open_encrypted(
+        &dir.path().join("t.db"),
+        &DbKey::generate(),
+        OpenMode::CreateIfMissing,
+    )
+    .unwrap();
     db::migrate(&mut conn, MIGRATIONS).unwrap();
     (dir, conn)
 }
 
-fn visitor<'a>(conversation: &'a ConversationId, text: &'a str, submit: &'a SubmitId, at: i64) -> NewMessage<'a> {
-    NewMessage { conversation, role: Role::Visitor, text, at, submit_id: Some(submit), reply_to: None, tokens: 3 }
+fn visitor<'a>(
+    conversation: &'a ConversationId,
+    text: &'a str,
+    submit: &'a SubmitId,
+    at: i64,
+) -> NewMessage<'a> {
+    NewMessage {
+        conversation,
+        role: Role::Visitor,
+        text,
+        at,
+        submit_id: Some(submit),
+        reply_to: None,
+        tokens: 3,
+    }
 }
 
 #[test]
@@ -20,17 +38,32 @@ fn a_conversation_keeps_its_messages_in_order() {
     let conv = ConversationId::generate();
     create_conversation(&conn, &conv, &hash_secret(&random_token()), 10).unwrap();
     let s1 = SubmitId::parse("one").unwrap();
-    let Inserted::New(first) = insert_message(&conn, &visitor(&conv, "hello", &s1, 11)).unwrap() else {
+    let Inserted::New(first) = insert_message(&conn, &visitor(&conv, "hello", &s1, 11)).unwrap()
+    else {
         panic!("first insert must be new")
     };
-    let reply = NewMessage { conversation: &conv, role: Role::Assistant, text: "hi there", at: 12, submit_id: None, reply_to: Some(&first), tokens: 2 };
+    let reply = NewMessage {
+        conversation: &conv,
+        role: Role::Assistant,
+        text: "hi there",
+        at: 12,
+        submit_id: None,
+        reply_to: Some(&first),
+        tokens: 2,
+    };
     insert_message(&conn, &reply).unwrap();
     let messages = all_messages(&conn, &conv).unwrap();
-    assert_eq!(messages.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(), ["hello", "hi there"]);
+    assert_eq!(
+        messages.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(),
+        ["hello", "hi there"]
+    );
     assert_eq!(messages[1].role, Role::Assistant);
     assert_eq!(reply_to(&conn, &first).unwrap().unwrap().text, "hi there");
     let summary = conversation(&conn, &conv).unwrap().unwrap();
-    assert_eq!((summary.started_at, summary.last_at, summary.message_count), (10, 12, 2));
+    assert_eq!(
+        (summary.started_at, summary.last_at, summary.message_count),
+        (10, 12, 2)
+    );
 }
 
 #[test]
@@ -39,8 +72,13 @@ fn a_repeated_submit_id_is_stored_once() {
     let conv = ConversationId::generate();
     create_conversation(&conn, &conv, b"h", 1).unwrap();
     let s = SubmitId::parse("same").unwrap();
-    let Inserted::New(id) = insert_message(&conn, &visitor(&conv, "a", &s, 2)).unwrap() else { panic!() };
-    assert_eq!(insert_message(&conn, &visitor(&conv, "a", &s, 3)).unwrap(), Inserted::Duplicate(id));
+    let Inserted::New(id) = insert_message(&conn, &visitor(&conv, "a", &s, 2)).unwrap() else {
+        panic!()
+    };
+    assert_eq!(
+        insert_message(&conn, &visitor(&conv, "a", &s, 3)).unwrap(),
+        Inserted::Duplicate(id)
+    );
     assert_eq!(totals(&conn).unwrap().messages, 1);
 }
 
@@ -51,9 +89,18 @@ fn the_same_submit_id_in_another_conversation_is_a_new_message() {
     for _ in 0..2 {
         let conv = ConversationId::generate();
         create_conversation(&conn, &conv, b"h", 1).unwrap();
-        assert!(matches!(insert_message(&conn, &visitor(&conv, "a", &s, 2)).unwrap(), Inserted::New(_)));
+        assert!(matches!(
+            insert_message(&conn, &visitor(&conv, "a", &s, 2)).unwrap(),
+            Inserted::New(_)
+        ));
     }
-    assert_eq!(totals(&conn).unwrap(), Totals { conversations: 2, messages: 2 });
+    assert_eq!(
+        totals(&conn).unwrap(),
+        Totals {
+            conversations: 2,
+            messages: 2
+        }
+    );
 }
 
 #[test]
@@ -72,9 +119,19 @@ fn deleting_a_conversation_removes_its_messages_and_updates_totals() {
     assert!(!delete_conversation(&conn, &gone).unwrap());
     assert!(conversation(&conn, &gone).unwrap().is_none());
     assert!(all_messages(&conn, &gone).unwrap().is_empty());
-    assert_eq!(totals(&conn).unwrap(), Totals { conversations: 1, messages: 3 });
+    assert_eq!(
+        totals(&conn).unwrap(),
+        Totals {
+            conversations: 1,
+            messages: 3
+        }
+    );
     let hits: i64 = conn
-        .query_row("SELECT count(*) FROM messages_fts WHERE messages_fts MATCH 'canary'", [], |r| r.get(0))
+        .query_row(
+            "SELECT count(*) FROM messages_fts WHERE messages_fts MATCH 'canary'",
+            [],
+            |r| r.get(0),
+        )
         .unwrap();
     assert_eq!(hits, 3);
 }
@@ -89,13 +146,22 @@ fn recent_messages_returns_the_newest_in_chronological_order() {
         insert_message(&conn, &visitor(&conv, &format!("m{i}"), &s, i)).unwrap();
     }
     let last = recent_messages(&conn, &conv, 2).unwrap();
-    assert_eq!(last.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(), ["m3", "m4"]);
+    assert_eq!(
+        last.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(),
+        ["m3", "m4"]
+    );
 }
 
 #[test]
 fn usage_accumulates_per_day_and_resets() {
     let (_dir, conn) = tenant_file();
-    let delta = DailyUsage { day: "2026-11-25".into(), messages: 1, replies: 1, tokens_in: 10, tokens_out: 20 };
+    let delta = DailyUsage {
+        day: "2026-11-25".into(),
+        messages: 1,
+        replies: 1,
+        tokens_in: 10,
+        tokens_out: 20,
+    };
     add_usage(&conn, &delta).unwrap();
     add_usage(&conn, &delta).unwrap();
     let day = usage_on(&conn, "2026-11-25").unwrap();
@@ -114,5 +180,9 @@ fn stored_token_hashes_come_back() {
     create_conversation(&conn, &conv, &hash_secret(&token), 1).unwrap();
     let stored = token_hash(&conn, &conv).unwrap().unwrap();
     assert!(crate::crypto::secret_matches(&token, &stored));
-    assert!(token_hash(&conn, &ConversationId::generate()).unwrap().is_none());
+    assert!(
+        token_hash(&conn, &ConversationId::generate())
+            .unwrap()
+            .is_none()
+    );
 }

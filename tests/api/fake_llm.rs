@@ -1,0 +1,162 @@
+//! A real HTTP fake of an OpenAI-compatible LLM on loopback: streams SSE chat-completion chunks,
+//! can be told to fail in each way a real upstream fails, and records every request body.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+
+/// What the fake does with one request.
+#[derive(Clone, Debug)]
+pub enum Behavior {
+    /// Streams these pieces, then usage and `[DONE]`.
+    Reply(Vec<String>),
+    /// Answers with this status and an OpenAI-style error body.
+    Status(u16, &'static str),
+    /// 429 with `Retry-After`.
+    RateLimited(u64),
+    /// 429 `insufficient_quota` (must never be retried).
+    Quota,
+    /// Accepts the connection and never answers.
+    Hang,
+    /// Streams pieces with a pause before each.
+    SlowDrip(Vec<String>, Duration),
+    /// A chunk that is not JSON.
+    Malformed,
+    /// Two pieces, then the connection is cut.
+    ResetMidStream,
+}
+
+#[derive(Default)]
+struct FakeState {
+    requests: Mutex<Vec<Value>>,
+    script: Mutex<VecDeque<Behavior>>,
+}
+
+/// A running fake.
+#[derive(Clone)]
+pub struct FakeLlm {
+    pub base_url: String,
+    state: Arc<FakeState>,
+}
+
+/// The default reply's pieces.
+pub const DEFAULT_REPLY: [&str; 4] = ["Hello", " from", " the", " fake"];
+
+impl FakeLlm {
+    pub async fn start() -> Self {
+        let state = Arc::new(FakeState::default());
+        let router = Router::new()
+            .route("/v1/chat/completions", post(complete))
+            .with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+        Self {
+            base_url: format!("http://{addr}/v1"),
+            state,
+        }
+    }
+
+    /// Queues behaviours for the next requests (then the default reply resumes).
+    pub fn script(&self, behaviors: impl IntoIterator<Item = Behavior>) {
+        self.state.script.lock().unwrap().extend(behaviors);
+    }
+
+    /// Every request body received so far.
+    pub fn requests(&self) -> Vec<Value> {
+        self.state.requests.lock().unwrap().clone()
+    }
+
+    pub fn last_request(&self) -> Value {
+        self.requests()
+            .last()
+            .cloned()
+            .expect("the fake LLM received a request")
+    }
+}
+
+async fn complete(State(state): State<Arc<FakeState>>, body: Bytes) -> Response {
+    let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    state.requests.lock().unwrap().push(request);
+    let behavior = state.script.lock().unwrap().pop_front();
+    match behavior.unwrap_or_else(|| Behavior::Reply(DEFAULT_REPLY.map(String::from).to_vec())) {
+        Behavior::Reply(pieces) => sse(pieces, Duration::ZERO, false),
+        Behavior::SlowDrip(pieces, delay) => sse(pieces, delay, false),
+        Behavior::ResetMidStream => sse(
+            vec!["partial".into(), " reply".into()],
+            Duration::from_millis(20),
+            true,
+        ),
+        Behavior::Status(code, kind) => error(StatusCode::from_u16(code).unwrap(), kind, None),
+        Behavior::RateLimited(secs) => error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limit_exceeded",
+            Some(secs),
+        ),
+        Behavior::Quota => error(StatusCode::TOO_MANY_REQUESTS, "insufficient_quota", None),
+        Behavior::Hang => {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            StatusCode::GATEWAY_TIMEOUT.into_response()
+        }
+        Behavior::Malformed => {
+            let body = "data: {this is not json\n\ndata: [DONE]\n\n";
+            ([("content-type", "text/event-stream")], body).into_response()
+        }
+    }
+}
+
+fn chunk(content: &str) -> String {
+    let value = json!({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 0, "model": "fake",
+        "choices": [{"index": 0, "delta": {"content": content}, "finish_reason": null}]});
+    format!("data: {value}\n\n")
+}
+
+fn sse(pieces: Vec<String>, delay: Duration, cut: bool) -> Response {
+    let tail = if cut {
+        vec![Err(std::io::Error::other("connection reset"))]
+    } else {
+        let usage = json!({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 0, "model": "fake",
+            "choices": [], "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}});
+        vec![
+            Ok(format!("data: {usage}\n\n")),
+            Ok("data: [DONE]\n\n".to_owned()),
+        ]
+    };
+    // Let the last piece reach the client before the connection is cut.
+    let pause = if cut {
+        Duration::from_millis(200)
+    } else {
+        Duration::ZERO
+    };
+    let mut tail = Some(tail);
+    let tail = futures_util::stream::once(tokio::time::sleep(pause))
+        .flat_map(move |()| futures_util::stream::iter(tail.take().unwrap_or_default()));
+    let head = futures_util::stream::iter(pieces).then(move |piece| async move {
+        tokio::time::sleep(delay).await;
+        Ok::<_, std::io::Error>(chunk(&piece))
+    });
+    let body = head.chain(tail).map(|r| r.map(Bytes::from));
+    Response::builder()
+        .header("content-type", "text/event-stream")
+        .body(Body::from_stream(body))
+        .unwrap()
+}
+
+fn error(status: StatusCode, code: &str, retry_after: Option<u64>) -> Response {
+    let body =
+        json!({"error": {"message": "fake failure", "type": code, "param": null, "code": code}});
+    let mut response = (status, axum::Json(body)).into_response();
+    if let Some(secs) = retry_after {
+        response.headers_mut().insert("retry-after", secs.into());
+    }
+    response
+}

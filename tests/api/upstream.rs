@@ -1,0 +1,142 @@
+//! Each way the upstream fails: the visitor gets the right error code, the visitor message stays
+//! stored, and the next request succeeds.
+
+use std::time::Duration;
+
+use crate::fake_llm::Behavior;
+use crate::helpers::{TestApp, reply_text, spawn_app};
+
+async fn stored_messages(app: &TestApp) -> i64 {
+    let acme = chatvault::domain::TenantId::parse("acme").unwrap();
+    app.store
+        .vault
+        .call(&acme, chatvault::vault::repo::totals)
+        .await
+        .unwrap()
+        .messages
+}
+
+async fn fails_then_recovers(behaviors: Vec<Behavior>, code: &str, expected_requests: usize) {
+    let app = spawn_app().await;
+    app.llm.script(behaviors);
+    let mut widget = app.widget().await;
+    let frames = widget.exchange("a", "hello").await;
+    assert_eq!(frames[0]["type"], "accepted");
+    let last = frames.last().unwrap();
+    assert_eq!(
+        (
+            last["type"].as_str(),
+            last["code"].as_str(),
+            last["id"].as_str()
+        ),
+        (Some("error"), Some(code), Some("a")),
+        "{frames:?}"
+    );
+    assert_eq!(app.llm.requests().len(), expected_requests);
+    assert_eq!(
+        stored_messages(&app).await,
+        1,
+        "the visitor message stays stored, no partial reply"
+    );
+    let retry = widget.exchange("a", "hello").await;
+    assert_eq!(
+        retry.last().unwrap()["type"],
+        "done",
+        "retrying the same submit id gets a whole reply"
+    );
+    assert_eq!(reply_text(&retry), "Hello from the fake");
+    assert_eq!(stored_messages(&app).await, 2);
+}
+
+#[tokio::test]
+async fn a_500_twice_is_upstream_unavailable() {
+    fails_then_recovers(
+        vec![
+            Behavior::Status(500, "server_error"),
+            Behavior::Status(500, "server_error"),
+        ],
+        "upstream_unavailable",
+        2,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_single_500_is_retried_once_before_any_text() {
+    let app = spawn_app().await;
+    app.llm.script([Behavior::Status(500, "server_error")]);
+    let mut widget = app.widget().await;
+    let frames = widget.exchange("a", "hello").await;
+    assert_eq!(frames.last().unwrap()["type"], "done");
+    assert_eq!(app.llm.requests().len(), 2);
+}
+
+#[tokio::test]
+async fn a_rate_limited_upstream_is_retried_once_after_its_retry_after() {
+    let started = std::time::Instant::now();
+    fails_then_recovers(
+        vec![Behavior::RateLimited(1), Behavior::RateLimited(1)],
+        "upstream_unavailable",
+        2,
+    )
+    .await;
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "the retry waited for Retry-After"
+    );
+}
+
+#[tokio::test]
+async fn a_quota_error_is_never_retried() {
+    fails_then_recovers(vec![Behavior::Quota], "upstream_unavailable", 1).await;
+}
+
+#[tokio::test]
+async fn a_hanging_upstream_times_out() {
+    fails_then_recovers(vec![Behavior::Hang, Behavior::Hang], "upstream_timeout", 2).await;
+}
+
+#[tokio::test]
+async fn a_reply_dripping_past_the_total_deadline_times_out() {
+    let drip = (0..20).map(|i| format!("w{i} ")).collect();
+    fails_then_recovers(
+        vec![Behavior::SlowDrip(drip, Duration::from_millis(400))],
+        "upstream_timeout",
+        1,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn malformed_chunks_are_upstream_unavailable() {
+    fails_then_recovers(
+        vec![Behavior::Malformed, Behavior::Malformed],
+        "upstream_unavailable",
+        2,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_connection_reset_mid_stream_is_not_retried_and_not_stored() {
+    let app = spawn_app().await;
+    app.llm.script([Behavior::ResetMidStream]);
+    let mut widget = app.widget().await;
+    let frames = widget.exchange("a", "hello").await;
+    assert_eq!(
+        reply_text(&frames),
+        "partial reply",
+        "text already shown stays shown"
+    );
+    assert_eq!(frames.last().unwrap()["code"], "upstream_unavailable");
+    assert_eq!(
+        app.llm.requests().len(),
+        1,
+        "no retry once text reached the visitor"
+    );
+    assert_eq!(stored_messages(&app).await, 1);
+    assert_eq!(
+        widget.exchange("b", "again").await.last().unwrap()["type"],
+        "done"
+    );
+}
