@@ -373,17 +373,17 @@ textarea{flex:1;resize:none;min-height:42px;max-height:132px;padding:9px 11px;bo
         break;
       case 'delta':
         if (!m) break;
-        if (!m.reply || m.reply.classList.contains('d')) {
-          m.reply?.remove();
-          m.reply = bubble('assistant');
-        }
+        if (!m.reply) m.reply = bubble('assistant');
+        m.reply.classList.remove('d'); // the typing dots become the reply, in place
         m.replyText = (m.replyText || '') + f.text;
         setText(m.reply, 'assistant', m.replyText);
         log.scrollTop = log.scrollHeight;
         break;
       case 'done':
         if (!m) break;
-        if (!m.replyText) { m.reply?.remove(); m.reply = bubble('assistant', ''); }
+        if (!m.reply) m.reply = bubble('assistant');
+        if (!m.replyText) setText(m.reply, 'assistant', '');
+        m.reply.classList.remove('d');
         addSources(m.reply, f.sources);
         announcer.textContent = m.replyText || '';
         showStatus('');
@@ -507,13 +507,15 @@ textarea{flex:1;resize:none;min-height:42px;max-height:132px;padding:9px 11px;bo
   // ---------------------------------------------------------------- interactions
   function submit() {
     const text = input.value.trim();
-    if (!text || inflight.some((m) => !m.error)) return; // one message at a time
+    // The server queues a few messages behind a reply in progress; more than that waits here.
+    if (!text || inflight.filter((m) => !m.error).length >= 3) return;
     // Over the server's limit, or too big for one 64 KiB frame: refuse here, keep the draft.
     if (text.length > (limits.max_message_chars || Infinity) || new Blob([text]).size > 60000) {
       return showStatus(t('too_large', { n: limits.max_message_chars || 20000 }));
     }
-    for (const m of inflight) if (!m.accepted) m.el.remove(); // never stored, so not shown
-    inflight = []; // a new message replaces a failed one
+    // A new message replaces a failed one; one that was never stored is not shown either.
+    for (const m of inflight) if (m.error && !m.accepted) m.el.remove();
+    inflight = inflight.filter((m) => !m.error);
     const m = { id: newId(), text, el: bubble('user', text) };
     m.el.classList.add('q');
     inflight.push(m);

@@ -108,3 +108,32 @@ test('the whole conversation works from the keyboard alone', { timeout: 60_000 }
   assert.equal(await focused(), 'textarea');
   await page.close();
 });
+
+test('a follow-up sent while a reply is still streaming gets its own reply, in order', { timeout: 60_000 }, async () => {
+  const acme = stack.tenant.acme;
+  const page = await ctx.newPage();
+  const frames = recordFrames(page);
+  await page.goto(acme.pages.page('/follow-up', hostPage(stack.addr, acme.widget_key)));
+  const w = widget(page);
+  await w.launcher.click();
+  stack.llm.replyFor = (body) => `Reply to ${unwrapVisitorTurns(body).at(-1)}, complete.`;
+  stack.llm.holdAfter = 2;
+  try {
+    await w.input.fill('one');
+    await w.input.press('Enter');
+    await w.botMessages.nth(1).filter({ hasText: 'Reply to o' }).waitFor();
+    await w.input.fill('two');
+    await w.input.press('Enter');
+    await w.userMessages.nth(1).waitFor();
+    stack.llm.holdAfter = null;
+    stack.llm.release();
+    await w.botMessages.nth(2).filter({ hasText: 'Reply to two, complete.' }).waitFor();
+  } finally {
+    stack.llm.holdAfter = null;
+    stack.llm.replyFor = null;
+  }
+  const order = (await w.log.locator('.m').allTextContents()).slice(1);
+  assert.deepEqual(order, ['You: one', 'Assistant: Reply to one, complete.', 'You: two', 'Assistant: Reply to two, complete.']);
+  assert.deepEqual(frames.sent.map((f) => f.text), ['one', 'two']);
+  await page.close();
+});

@@ -15,6 +15,9 @@ const HERE = path.dirname(fileURLToPath(import.meta.url));
 const TARGET = process.env.CARGO_TARGET_DIR || path.join(os.homedir(), '.cache/chatvault/target');
 export const BIN = path.resolve(HERE, '..', process.env.CHATVAULT_BIN || path.join(TARGET, 'debug/chatvault'));
 export const SCREENSHOTS = path.join(HERE, 'screenshots');
+const WIDGET_FILE = path.join(HERE, '..', 'chatvault.js');
+// Development aid: serve widget/chatvault.js from disk instead of the copy built into the binary.
+const WIDGET_FROM_DISK = process.env.CHATVAULT_WIDGET_FROM_DISK === '1';
 const STARTUP_MS = 30_000;
 
 /** Spawns the binary (or a .mjs stand-in through node) with the test's environment. */
@@ -93,6 +96,7 @@ export async function startStack({ tenants = ['acme'], llm: llmOptions } = {}) {
     stack.tenant[id] = { ...JSON.parse(out), pages, origin: pages.origin };
   }
   await startServer(stack, '127.0.0.1:0');
+  if (!WIDGET_FROM_DISK) await checkServedWidget(stack);
   stack.stop = () => stopStack(stack);
   stack.kill = () => killServer(stack);
   stack.restart = () => startServer(stack, stack.addr);
@@ -125,6 +129,17 @@ function startServer(stack, bind) {
       resolve(stack.addr);
     });
   });
+}
+
+/** The binary embeds the widget at build time: refuse to test a stale copy. */
+async function checkServedWidget(stack) {
+  const res = await fetch(`http://${stack.addr}/widget.js`, { signal: AbortSignal.timeout(10_000) });
+  const served = await res.text();
+  if (res.status !== 200 || served !== fs.readFileSync(WIDGET_FILE, 'utf8')) {
+    await stopStack(stack);
+    throw new Error(`GET /widget.js (${res.status}) differs from widget/chatvault.js: rebuild the binary ` +
+      '(cargo build), or set CHATVAULT_WIDGET_FROM_DISK=1 to test the file on disk');
+  }
 }
 
 /** Kills the server abruptly (SIGKILL), as a crash or a dropped network would. */
@@ -161,6 +176,11 @@ export async function launchBrowser(stack, options = {}) {
     ...options,
   });
   context.userDataDir = userDataDir;
+  if (WIDGET_FROM_DISK) {
+    await context.route((url) => url.host === stack.addr && url.pathname === '/widget.js', (route) => route.fulfill({
+      status: 200, contentType: 'text/javascript; charset=utf-8', body: fs.readFileSync(WIDGET_FILE, 'utf8'),
+    }));
+  }
   context.setDefaultTimeout(15_000);
   stack.contexts.push(context);
   return context;
