@@ -46,6 +46,32 @@ pub fn open_encrypted(path: &Path, key: &DbKey, mode: OpenMode) -> Result<Connec
         row.get::<_, i64>(0)
     })
     .map_err(|_| Error::Crypto(format!("the key does not open {}", path.display())))?;
+    apply_pragmas(&conn)?;
+    Ok(conn)
+}
+
+/// Benchmark-only: opens a database with exactly the pragmas of [`open_encrypted`] but without
+/// a key, so the benchmarks can measure what encryption costs. Nothing in the server, the CLI or
+/// the configuration reaches it; the key argument exists only to match `open_encrypted`.
+#[doc(hidden)]
+pub fn open_plaintext_for_benchmarks(
+    path: &Path,
+    _key: &DbKey,
+    mode: OpenMode,
+) -> Result<Connection> {
+    if mode == OpenMode::CreateIfMissing && !path.exists() {
+        datadir::create_or_open_private(path)?;
+    }
+    if !path.exists() {
+        return Err(Error::not_found(&format!("database {}", path.display())));
+    }
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags)?;
+    apply_pragmas(&conn)?;
+    Ok(conn)
+}
+
+fn apply_pragmas(conn: &Connection) -> Result<()> {
     conn.execute_batch(&format!(
         "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = FULL;
@@ -55,7 +81,7 @@ pub fn open_encrypted(path: &Path, key: &DbKey, mode: OpenMode) -> Result<Connec
          PRAGMA cache_size = -{CACHE_KIB};"
     ))?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
-    Ok(conn)
+    Ok(())
 }
 
 /// Brings a database to the newest schema: `migrations[i]` takes `user_version` i to i+1.

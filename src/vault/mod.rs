@@ -32,7 +32,12 @@ struct Inner {
     dir: DataDir,
     keyring: Keyring,
     handles: Mutex<Handles>,
+    open_file: OpenFile,
 }
+
+/// How tenant files are opened: always [`db::open_encrypted`], except in the benchmarks'
+/// plain-SQLite baseline ([`Vault::plaintext_for_benchmarks`]).
+type OpenFile = fn(&std::path::Path, &DbKey, OpenMode) -> Result<Connection>;
 
 /// Open tenant files: an LRU of at most `capacity` handles, plus weak references to evicted
 /// handles still in use by a caller, so a tenant never has two workers at once.
@@ -43,6 +48,18 @@ struct Handles {
 
 impl Vault {
     pub fn new(dir: DataDir, keyring: Keyring, max_open: usize) -> Self {
+        Self::with_opener(dir, keyring, max_open, db::open_encrypted)
+    }
+
+    /// Benchmark-only: a vault whose tenant files are plain SQLite (same schema and pragmas, no
+    /// key), the baseline that shows what encryption costs. No CLI flag or configuration reaches
+    /// it; the server always uses [`Vault::new`].
+    #[doc(hidden)]
+    pub fn plaintext_for_benchmarks(dir: DataDir, keyring: Keyring, max_open: usize) -> Self {
+        Self::with_opener(dir, keyring, max_open, db::open_plaintext_for_benchmarks)
+    }
+
+    fn with_opener(dir: DataDir, keyring: Keyring, max_open: usize, open_file: OpenFile) -> Self {
         let capacity = NonZeroUsize::new(max_open.max(1)).unwrap_or(NonZeroUsize::MIN);
         let handles = Handles {
             lru: LruCache::new(capacity),
@@ -53,6 +70,7 @@ impl Vault {
                 dir,
                 keyring,
                 handles: Mutex::new(handles),
+                open_file,
             }),
         }
     }
@@ -97,9 +115,18 @@ impl Vault {
         let path = self.inner.dir.tenant_path(tenant);
         datadir::remove_files(self.inner.dir.move_to_trash(&path)?);
         self.inner.keyring.insert_blocking(tenant, &dek)?;
-        let mut conn = db::open_encrypted(&path, &dek, OpenMode::CreateIfMissing)?;
+        let mut conn = (self.inner.open_file)(&path, &dek, OpenMode::CreateIfMissing)?;
         db::migrate(&mut conn, schema::MIGRATIONS)?;
         Ok(())
+    }
+
+    /// A separate read-only connection to the tenant's file, for long reads (export) that must
+    /// not hold up the tenant's writer. Call from a blocking thread.
+    pub fn open_reader_blocking(&self, tenant: &TenantId) -> Result<Connection> {
+        let entry = self.inner.keyring.get_blocking(tenant)?;
+        let conn = db::open_encrypted(&self.inner.dir.tenant_path(tenant), &entry.dek, OpenMode::Existing)?;
+        conn.execute_batch("PRAGMA query_only = ON")?;
+        Ok(conn)
     }
 
     /// The tenant's DEK (for `tenant export-key`).
@@ -143,8 +170,9 @@ impl Vault {
             self.inner.keyring.clone(),
             tenant.clone(),
         );
+        let open_file = self.inner.open_file;
         Worker::spawn(format!("tenant:{tenant}"), move || {
-            open_tenant(&dir, &keyring, &id)
+            open_tenant(&dir, &keyring, &id, open_file)
         })
     }
 
@@ -157,19 +185,24 @@ impl Vault {
 }
 
 /// Opens a tenant's file with its DEK, finishing a purge that a crash interrupted.
-fn open_tenant(dir: &DataDir, keyring: &Keyring, tenant: &TenantId) -> Result<Connection> {
+fn open_tenant(
+    dir: &DataDir,
+    keyring: &Keyring,
+    tenant: &TenantId,
+    open_file: OpenFile,
+) -> Result<Connection> {
     let entry = keyring.get_blocking(tenant)?;
     let path = dir.tenant_path(tenant);
     if entry.purge_pending {
         // The key was replaced before the crash, so whatever file is there is unreadable.
         datadir::remove_files(dir.move_to_trash(&path)?);
-        let mut conn = db::open_encrypted(&path, &entry.dek, OpenMode::CreateIfMissing)?;
+        let mut conn = open_file(&path, &entry.dek, OpenMode::CreateIfMissing)?;
         db::migrate(&mut conn, schema::MIGRATIONS)?;
         keyring.clear_pending_blocking(tenant)?;
         return Ok(conn);
     }
     let mut conn =
-        db::open_encrypted(&path, &entry.dek, OpenMode::Existing).map_err(|e| match e {
+        open_file(&path, &entry.dek, OpenMode::Existing).map_err(|e| match e {
             Error::NotFound(_) => {
                 Error::Unavailable(format!("the file of tenant {tenant} is missing"))
             }

@@ -28,8 +28,11 @@ impl Vault {
     /// old file (and are purged); writes after it land in the new file.
     pub async fn purge(&self, tenant: &TenantId) -> Result<PurgeReport> {
         let (dir, keyring, id) = (self.dir().clone(), self.keyring().clone(), tenant.clone());
+        let open_file = self.inner.open_file;
         let outcome = self
-            .exclusive(tenant, move |conn| replace_file(conn, &dir, &keyring, &id))
+            .exclusive(tenant, move |conn| {
+                replace_file(conn, &dir, &keyring, &id, open_file)
+            })
             .await;
         if outcome.is_err() {
             // The worker may hold a placeholder connection now; the next call reopens the
@@ -61,6 +64,7 @@ fn replace_file(
     dir: &DataDir,
     keyring: &Keyring,
     tenant: &TenantId,
+    open_file: super::OpenFile,
 ) -> Result<PurgeReport> {
     let totals = repo::totals(conn)?;
     let dek = DbKey::generate();
@@ -68,7 +72,7 @@ fn replace_file(
     close_without_checkpoint(conn)?;
     let path = dir.tenant_path(tenant);
     let moved = dir.move_to_trash(&path)?;
-    let mut fresh = db::open_encrypted(&path, &dek, OpenMode::CreateIfMissing)?;
+    let mut fresh = open_file(&path, &dek, OpenMode::CreateIfMissing)?;
     db::migrate(&mut fresh, schema::MIGRATIONS)?;
     *conn = fresh;
     keyring.clear_pending_blocking(tenant)?;
