@@ -470,11 +470,10 @@ textarea{flex:1;resize:none;min-height:42px;max-height:132px;padding:9px 11px;bo
         const waiting = inflight;
         forget();
         renderLog([]);
-        showStatus(t('gone'));
         outbox = [];
         inflight = waiting.map((x) => ({ id: x.id, text: x.text, el: bubble('user', x.text) }));
         if (ws && ws.readyState === 1) flush();
-        return;
+        return showStatus(t('gone'));
       }
       default:
         return showStatus(t('failed'), retry);

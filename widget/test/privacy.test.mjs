@@ -1,7 +1,7 @@
 // Privacy: nothing leaves the page before Send, nothing is stored in the browser, persistence is opt-in.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { hostPage, launchBrowser, recordFrames, startStack, widget } from './harness.mjs';
+import { exchange, hostPage, launchBrowser, recordFrames, startStack, widget } from './harness.mjs';
 
 let stack;
 let ctx;
@@ -108,5 +108,34 @@ test('data-persist="session" keeps the conversation across a reload, and connect
   await other.goto(url, { waitUntil: 'networkidle' });
   assert.deepEqual(otherSeen.sockets, []);
   await other.close();
+  await page.close();
+});
+
+test('a stored conversation that was erased elsewhere is forgotten on the next page load', { timeout: 60_000 }, async () => {
+  const acme = stack.tenant.acme;
+  const url = acme.pages.page('/persist-erased', hostPage(stack.addr, acme.widget_key, { persist: 'session' }));
+  const page = await ctx.newPage();
+  const frames = recordFrames(page);
+  await page.goto(url);
+  const w = widget(page);
+  await w.launcher.click();
+  await w.input.fill('soon to be erased');
+  await w.input.press('Enter');
+  await w.botMessages.filter({ hasText: 'Happy to help.' }).waitFor();
+  const { conversation, token } = frames.received.find((f) => f.type === 'accepted' && f.token);
+
+  // The visitor erases it from another tab (any socket holding the token may).
+  const other = await ctx.newPage();
+  await other.goto(url);
+  const answer = await exchange(other, stack.addr, acme.widget_key,
+    [{ type: 'resume', conversation, token }, { type: 'erase' }], ['erased', 'error']);
+  assert.equal(answer.at(-1).type, 'erased', JSON.stringify(answer));
+  await other.close();
+
+  await page.reload();
+  await w.launcher.click();
+  await w.status.filter({ hasText: 'This conversation is no longer available.' }).waitFor();
+  assert.equal((await browserState(page)).sessionStorage, 0, 'the dead token is removed from storage');
+  assert.equal(await w.userMessages.count(), 0);
   await page.close();
 });
