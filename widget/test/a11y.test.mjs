@@ -67,6 +67,21 @@ test('focus moves into the panel, Escape returns it to the launcher, and focus i
   await page.keyboard.press('Escape');
   assert.equal(await w.launcher.evaluate((el) => el.getRootNode().activeElement === el), true);
   assert.equal(await w.launcher.getAttribute('aria-expanded'), 'false');
+
+  // With the delete confirmation open, Escape first cancels it and focus goes back to its button.
+  await page.keyboard.press('Enter');
+  await w.input.fill('hello');
+  await w.input.press('Enter');
+  await w.botMessages.filter({ hasText: 'it is short.' }).waitFor();
+  await w.button('Delete this conversation').focus();
+  await page.keyboard.press('Enter');
+  assert.equal(await w.button('Cancel').evaluate((el) => el.getRootNode().activeElement === el), true);
+  await page.keyboard.press('Escape');
+  assert.equal(await w.host.getByRole('group').isHidden(), true);
+  assert.equal(await w.button('Delete this conversation').evaluate((el) => el.getRootNode().activeElement === el), true);
+  assert.equal(await w.host.getByRole('dialog').isVisible(), true, 'the panel stays open');
+  await page.keyboard.press('Escape');
+  assert.equal(await w.host.getByRole('dialog').isHidden(), true);
   await page.close();
 });
 

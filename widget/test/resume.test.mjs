@@ -84,9 +84,11 @@ test('after the server restarts while idle, the next Send resumes the same conve
   await stack.kill();
   await stack.restart();
 
+  // Asking for the transcript reconnects and resumes first.
+  assert.deepEqual(await transcript(page, w), [['You', 'hello there'], ['Assistant', 'Answer number 1. The end.']]);
   await say(w, 'still there?', 'Answer number 2. The end.');
   assert.equal(frames.sockets.length, 2);
-  assert.deepEqual(frames.sent.map((f) => f.type), ['submit', 'resume', 'submit']);
+  assert.deepEqual(frames.sent.map((f) => f.type), ['submit', 'resume', 'transcript', 'submit']);
   assert.equal(frames.received.filter((f) => f.type === 'accepted' && f.token).length, 1, 'one conversation');
   assert.deepEqual(await transcript(page, w), [
     ['You', 'hello there'], ['Assistant', 'Answer number 1. The end.'],
