@@ -489,7 +489,7 @@ textarea{flex:1;resize:none;min-height:42px;max-height:132px;padding:9px 11px;bo
   }
 
   function download(f) {
-    const lines = [`${S.title}: ${t('download')}`, `${new Date().toISOString()}`, ''];
+    const lines = [S.title, location.origin, new Date().toISOString(), ''];
     for (const msg of f.messages || []) {
       const who = t(msg.role === 'assistant' ? 'bot' : 'you');
       const at = typeof msg.at === 'number' ? new Date(msg.at < 1e12 ? msg.at * 1000 : msg.at).toISOString() : msg.at;
