@@ -457,11 +457,13 @@ textarea{flex:1;resize:none;min-height:42px;max-height:132px;padding:9px 11px;bo
         return showStatus(t('upstream'), retry);
       case 'quota_exceeded':
       case 'content_blocked':
-        if (m) finish(m);
-        return showStatus(t(f.code));
       case 'too_large':
       case 'empty_message':
-        if (m) { finish(m); m.el.remove(); if (!input.value) input.value = m.text; }
+        // Final for this message. If it was never stored, give the text back for editing.
+        if (m) {
+          finish(m);
+          if (!m.accepted) { m.el.remove(); if (!input.value) input.value = m.text; }
+        }
         return showStatus(t(f.code, { n: limits.max_message_chars || '' }));
       case 'invalid_token':
       case 'no_conversation':

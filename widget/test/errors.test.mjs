@@ -158,3 +158,27 @@ test('rate limiting says how long to wait, and Retry after that wait gets the re
   stack.llm.chunkDelayMs = 5;
   await page.close();
 });
+
+// Last in this file: it leaves the tenant over its daily budget.
+test('a spent daily budget is explained in plain words and the message is given back', { timeout: 60_000 }, async () => {
+  const acme = stack.tenant.acme;
+  const before = await openWidget('quota-before');
+  await before.w.input.fill('some tokens get used today');
+  await before.w.input.press('Enter');
+  await before.w.botMessages.filter({ hasText: 'Back in business.' }).waitFor();
+  await before.page.close();
+  const patch = await stack.api('/v1/settings', acme.api_key, {
+    method: 'PATCH', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ daily_token_budget: 1 }),
+  });
+  assert.equal(patch.status, 200, await patch.text());
+
+  const { page, frames, w } = await openWidget('quota');
+  await w.input.fill('over budget');
+  await w.input.press('Enter');
+  await w.status.filter({ hasText: 'This chat has reached its limit for now. Please try again later.' }).waitFor();
+  assert.ok(frames.received.some((f) => f.type === 'error' && f.code === 'quota_exceeded'));
+  assert.equal(await w.status.getByRole('button', { name: 'Retry' }).isHidden(), true, 'no Retry: it would fail the same way');
+  assert.equal(await w.input.inputValue(), 'over budget', 'the message is given back');
+  assert.equal(await w.userMessages.count(), 0);
+  await page.close();
+});

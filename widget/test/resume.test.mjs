@@ -70,6 +70,13 @@ test('a socket dropped in the middle of a reply is resumed without losing or dup
     ['You', 'first question'], ['Assistant', 'Answer number 1. The end.'],
     ['You', 'second question'], ['Assistant', 'Answer number 2. The end.'],
   ]);
+  // The operator's view of the same conversation agrees: four messages, none twice.
+  const res = await stack.api(`/v1/conversations/${accepted.conversation}`, acme.api_key);
+  assert.equal(res.status, 200);
+  assert.deepEqual((await res.json()).messages.map((m) => [m.role, m.text]), [
+    ['visitor', 'first question'], ['assistant', 'Answer number 1. The end.'],
+    ['visitor', 'second question'], ['assistant', 'Answer number 2. The end.'],
+  ]);
   await page.close();
 });
 
