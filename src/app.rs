@@ -12,7 +12,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::ServerConfig;
 use crate::domain::TenantId;
 use crate::error::Result;
-use crate::limits::KeyedLimiters;
+use crate::limits::{FailureWindow, KeyedLimiters};
 use crate::llm::Llm;
 use crate::store::Store;
 
@@ -26,10 +26,14 @@ pub struct App {
     pub config: ServerConfig,
     /// Messages per minute across all of a tenant's sockets.
     pub tenant_limits: KeyedLimiters<TenantId>,
+    /// Failed portal sign-ins, per client IP and per account: 5 per 15 minutes.
+    pub login_failures: FailureWindow<String>,
     /// Cancelled when the server begins shutting down.
     pub shutdown: CancellationToken,
     /// Widget sessions, so shutdown can wait for replies in flight.
     pub sessions: TaskTracker,
+    /// When the retention sweeper last completed a pass.
+    pub sweeper: crate::retention::Heartbeat,
 }
 
 impl App {
@@ -39,8 +43,10 @@ impl App {
             llm,
             config,
             tenant_limits: KeyedLimiters::new(10_000),
+            login_failures: FailureWindow::new(5, std::time::Duration::from_secs(15 * 60), 100_000),
             shutdown: CancellationToken::new(),
             sessions: TaskTracker::new(),
+            sweeper: crate::retention::Heartbeat::new(),
         })
     }
 }
@@ -54,6 +60,7 @@ pub async fn serve(
 ) -> Result<()> {
     let router = crate::http::router(app.clone());
     let janitor = tokio::spawn(evict_idle_limiters(app.clone()));
+    let sweeper = tokio::spawn(crate::retention::run_sweeper(app.clone()));
     let token = app.shutdown.clone();
     axum::serve(
         listener,
@@ -72,6 +79,7 @@ pub async fn serve(
         tracing::warn!("shutdown grace period ended with widget sessions still open");
     }
     janitor.abort();
+    sweeper.abort();
     Ok(())
 }
 

@@ -8,6 +8,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 
 use crate::llm::Timeouts;
+use crate::retention::RetentionConfig;
 
 /// Where the model lives.
 #[derive(Clone, Debug, Default)]
@@ -41,8 +42,15 @@ pub struct ServerConfig {
     pub ping_interval: Duration,
     /// How long shutdown waits for replies in flight.
     pub shutdown_grace: Duration,
-    /// Demo mode: serves the sample customer page at `/`.
+    /// The retention sweeper: pause between passes, batch size, stall threshold, clock.
+    pub retention: RetentionConfig,
+    /// Demo mode: serves the sample customer page at `/` and allows session cookies over plain
+    /// HTTP (never otherwise).
     pub demo: bool,
+    /// Portal sessions end after this long without a request…
+    pub session_idle: Duration,
+    /// …and after this long in any case.
+    pub session_absolute: Duration,
 }
 
 impl Default for ServerConfig {
@@ -65,7 +73,10 @@ impl Default for ServerConfig {
             idle_timeout: Duration::from_secs(300),
             ping_interval: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(10),
+            retention: RetentionConfig::default(),
             demo: false,
+            session_idle: Duration::from_secs(30 * 60),
+            session_absolute: Duration::from_secs(12 * 3600),
         }
     }
 }

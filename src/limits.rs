@@ -28,7 +28,7 @@ pub fn check(limiter: &Limiter) -> Result<(), Duration> {
 }
 
 struct Entry {
-    per_minute: u32,
+    quota: Quota,
     limiter: Arc<Limiter>,
     last_used: Instant,
 }
@@ -47,8 +47,13 @@ impl<K: Hash + Eq + Clone> KeyedLimiters<K> {
         }
     }
 
-    /// Checks the key's limiter (created on first use, or anew when its rate changed).
+    /// Checks the key's per-minute limiter (created on first use, or anew when its rate changed).
     pub fn check(&self, key: &K, per_minute: u32) -> Result<(), Duration> {
+        self.check_quota(key, Quota::per_minute(NonZeroU32::new(per_minute.max(1)).unwrap_or(NonZeroU32::MIN)))
+    }
+
+    /// Checks the key's limiter for an arbitrary quota.
+    pub fn check_quota(&self, key: &K, quota: Quota) -> Result<(), Duration> {
         let limiter = {
             let mut entries = self
                 .entries
@@ -59,16 +64,12 @@ impl<K: Hash + Eq + Clone> KeyedLimiters<K> {
                 evict_oldest(&mut entries, self.capacity / 10 + 1);
             }
             let entry = entries.entry(key.clone()).or_insert_with(|| Entry {
-                per_minute,
-                limiter: Arc::new(self::per_minute(per_minute)),
+                quota,
+                limiter: Arc::new(RateLimiter::direct(quota)),
                 last_used: now,
             });
-            if entry.per_minute != per_minute {
-                *entry = Entry {
-                    per_minute,
-                    limiter: Arc::new(self::per_minute(per_minute)),
-                    last_used: now,
-                };
+            if entry.quota != quota {
+                *entry = Entry { quota, limiter: Arc::new(RateLimiter::direct(quota)), last_used: now };
             }
             entry.last_used = now;
             entry.limiter.clone()
@@ -105,6 +106,55 @@ fn evict_oldest<K: Hash + Eq + Clone>(entries: &mut HashMap<K, Entry>, count: us
     }
 }
 
+/// Counts failures per key in a sliding window: after `max` failures within `window` the key is
+/// blocked until the oldest of them leaves the window. Successes cost nothing, so a team behind
+/// one address can sign in freely while a password guesser is stopped.
+pub struct FailureWindow<K> {
+    failures: Mutex<HashMap<K, Vec<Instant>>>,
+    max: usize,
+    window: Duration,
+    capacity: usize,
+}
+
+impl<K: Hash + Eq + Clone> FailureWindow<K> {
+    pub fn new(max: usize, window: Duration, capacity: usize) -> Self {
+        Self { failures: Mutex::new(HashMap::new()), max: max.max(1), window, capacity: capacity.max(1) }
+    }
+
+    /// `Err(wait)` while the key is blocked.
+    pub fn check(&self, key: &K) -> Result<(), Duration> {
+        let mut failures = self.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Some(times) = failures.get_mut(key) else { return Ok(()) };
+        times.retain(|t| t.elapsed() < self.window);
+        match times.first() {
+            Some(oldest) if times.len() >= self.max => Err(self.window.saturating_sub(oldest.elapsed())),
+            _ => Ok(()),
+        }
+    }
+
+    /// Records one failure for the key.
+    pub fn record(&self, key: &K) {
+        let mut failures = self.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !failures.contains_key(key) && failures.len() >= self.capacity {
+            let window = self.window;
+            failures.retain(|_, times| times.last().is_some_and(|t| t.elapsed() < window));
+            if failures.len() >= self.capacity {
+                return;
+            }
+        }
+        let times = failures.entry(key.clone()).or_default();
+        times.retain(|t| t.elapsed() < self.window);
+        times.push(Instant::now());
+    }
+
+    /// Drops keys with no failure left in the window; run on a timer.
+    pub fn evict_idle(&self) {
+        let mut failures = self.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let window = self.window;
+        failures.retain(|_, times| times.last().is_some_and(|t| t.elapsed() < window));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,6 +183,21 @@ mod tests {
             let _ = limiters.check(&i, 5);
         }
         assert!(limiters.len() <= 100);
+    }
+
+    #[test]
+    fn a_key_is_blocked_after_max_failures_and_only_failures_count() {
+        let window = FailureWindow::new(3, Duration::from_secs(60), 10);
+        for _ in 0..3 {
+            assert!(window.check(&"ip").is_ok());
+            window.record(&"ip");
+        }
+        let wait = window.check(&"ip").unwrap_err();
+        assert!(wait > Duration::from_secs(50));
+        assert!(window.check(&"other").is_ok());
+        let short = FailureWindow::new(1, Duration::ZERO, 10);
+        short.record(&"ip");
+        assert!(short.check(&"ip").is_ok(), "failures leave the window");
     }
 
     #[test]

@@ -3,9 +3,11 @@
 
 pub mod api_keys;
 pub mod audit;
+pub mod idempotency;
 pub mod schema;
 pub mod settings;
 pub mod tenants;
+pub mod users;
 
 use rusqlite::Connection;
 

@@ -46,4 +46,37 @@ CREATE TABLE audit (
     hash      BLOB NOT NULL
 );
 CREATE INDEX audit_by_tenant ON audit (tenant_id, seq);
+"#,
+    r#"
+CREATE TABLE users (
+    tenant_id            TEXT NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+    email                TEXT NOT NULL,
+    role                 TEXT NOT NULL CHECK (role IN ('owner', 'admin', 'member')),
+    password_hash        TEXT NOT NULL,
+    must_change_password INTEGER NOT NULL DEFAULT 1,
+    created_at           INTEGER NOT NULL,
+    PRIMARY KEY (tenant_id, email)
+) WITHOUT ROWID;
+
+-- Server-side portal sessions; only the SHA-256 of the cookie value is stored.
+CREATE TABLE sessions (
+    id_hash      BLOB PRIMARY KEY,
+    tenant_id    TEXT NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+    email        TEXT NOT NULL,
+    csrf_token   TEXT NOT NULL,
+    created_at   INTEGER NOT NULL,
+    last_seen_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX sessions_by_user ON sessions (tenant_id, email);
+
+-- First responses to mutations carrying an Idempotency-Key, per credential.
+CREATE TABLE idempotency (
+    scope      BLOB NOT NULL,
+    key        TEXT NOT NULL,
+    status     INTEGER NOT NULL,
+    body       BLOB NOT NULL,
+    content_type TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (scope, key)
+) WITHOUT ROWID;
 "#];

@@ -5,6 +5,8 @@ pub mod frames;
 mod reply;
 mod session;
 
+pub use reply::utc_day;
+
 use std::net::SocketAddr;
 
 use axum::extract::ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection};

@@ -1,8 +1,12 @@
 //! The HTTP surface: health, the widget script, the demo page and the widget socket, with the
 //! security headers and rate limits every response gets.
 
+mod api;
+pub mod auth;
 pub mod client_ip;
+pub mod extract;
 mod health;
+mod idempotency;
 mod pages;
 
 use std::sync::Arc;
@@ -47,13 +51,19 @@ pub fn router(app: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/widget.js", get(pages::widget_js))
-        .merge(widget_socket);
+        .merge(widget_socket)
+        .merge(api::router(app.clone()))
+        .fallback(not_found);
     if app.config.demo {
         router = router.route("/", get(pages::demo_page));
     }
     router
         .layer(axum::middleware::map_response(security_headers))
         .with_state(app)
+}
+
+async fn not_found() -> crate::error::Error {
+    crate::error::Error::not_found("route")
 }
 
 async fn security_headers(mut response: axum::response::Response) -> axum::response::Response {

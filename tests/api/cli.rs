@@ -264,3 +264,34 @@ fn a_missing_data_dir_is_created_private() {
     cli.json(&["tenant", "list"]);
     assert_eq!(mode(&cli.data_dir()), 0o700);
 }
+
+#[test]
+fn audit_verify_detects_an_edited_entry() {
+    use chatvault::crypto::{KeyPurpose, MasterKey, derive_db_key};
+    let cli = Cli::new();
+    cli.json(&["tenant", "create", "acme", "--origin", "https://acme.example"]);
+    cli.json(&["tenant", "export-key", "acme"]);
+    cli.json(&["user", "add", "acme", "ann@acme.example", "--role", "owner"]);
+    let intact = cli.json(&["audit", "verify", "acme"]);
+    assert_eq!((intact["ok"].as_bool(), intact["entries"].as_i64()), (Some(true), Some(3)));
+
+    let key = derive_db_key(&MasterKey::from_hex(&cli.master_key).unwrap(), KeyPurpose::Catalog);
+    let conn = chatvault::db::open_encrypted(&cli.data_dir().join("catalog.db"), &key, chatvault::db::OpenMode::Existing).unwrap();
+    conn.execute("UPDATE audit SET actor = 'someone else' WHERE action = 'tenant.key_exported'", []).unwrap();
+    drop(conn);
+    let out = cli.run(&["audit", "verify", "acme", "--json"]);
+    assert!(!out.status.success());
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((report["ok"].as_bool(), report["first_bad"].as_i64()), (Some(false), Some(2)));
+}
+
+#[test]
+fn user_add_prints_a_one_time_password() {
+    let cli = Cli::new();
+    cli.json(&["tenant", "create", "acme", "--origin", "https://acme.example"]);
+    let added = cli.json(&["user", "add", "acme", "Ann@Acme.example", "--role", "admin"]);
+    assert_eq!((added["tenant"].as_str(), added["email"].as_str()), (Some("acme"), Some("ann@acme.example")));
+    assert!(added["password"].as_str().unwrap().len() >= 16);
+    assert!(error_line(&cli.run(&["user", "add", "acme", "ann@acme.example", "--role", "admin"])).contains("already exists"));
+    assert!(error_line(&cli.run(&["user", "add", "nope", "bob@acme.example", "--role", "admin"])).contains("not found"));
+}

@@ -1,10 +1,14 @@
 //! Black-box tests: the real server on loopback, a real fake LLM, real clients.
 
 mod cli;
+mod erasure;
+mod customer_api;
 mod fake_llm;
 mod handshake;
 mod helpers;
 mod interop;
+mod pages;
+mod portal_sessions;
 mod prompt_wrapping;
 mod upstream;
 mod widget_frames;
