@@ -8,7 +8,7 @@ let stack;
 let ctx;
 
 before(async () => {
-  stack = await startStack({ llm: { reply: 'Strict pages are welcome. See https://example.com/csp' } });
+  stack = await startStack({ llm: { reply: 'Strict pages are welcome. See https://example.com/csp for more.' } });
   ctx = await launchBrowser(stack);
 }, { timeout: 60_000 });
 after(() => stack?.stop(), { timeout: 30_000 });
@@ -55,7 +55,7 @@ test('on a page with a strict CSP and Trusted Types the widget is styled, chats 
 
   await w.input.fill('Does this work on a locked-down page?');
   await w.input.press('Enter');
-  await w.botMessages.filter({ hasText: 'Strict pages are welcome.' }).waitFor();
+  await w.botMessages.filter({ hasText: 'for more.' }).waitFor();
   assert.equal(await w.botMessages.nth(1).locator('a').getAttribute('href'), 'https://example.com/csp');
   const [download] = await Promise.all([page.waitForEvent('download'), w.button('Download transcript').click()]);
   assert.match(fs.readFileSync(await download.path(), 'utf8'), /Does this work on a locked-down page\?/);
