@@ -8,6 +8,7 @@ pub mod extract;
 mod health;
 mod idempotency;
 mod pages;
+mod portal;
 
 use std::sync::Arc;
 
@@ -50,6 +51,9 @@ pub fn router(app: AppState) -> Router {
     let mut router = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/portal", get(portal::page))
+        .route("/portal/portal.js", get(portal::script))
+        .route("/portal/portal.css", get(portal::stylesheet))
         .route("/widget.js", get(pages::widget_js))
         .merge(widget_socket)
         .merge(api::router(app.clone()))
