@@ -403,6 +403,8 @@ textarea{flex:1;resize:none;min-height:42px;max-height:132px;padding:9px 11px;bo
         fail(f, m);
         break;
     }
+    // Tells assistive technology (and tests) whether a reply is still being written.
+    log.setAttribute('aria-busy', String(inflight.some((x) => x.accepted && !x.error)));
   }
 
   /** Re-render from the server's copy; keep our unconfirmed submits without duplicating them. */

@@ -92,7 +92,7 @@ test('replies are announced once, complete, by a polite live region', { timeout:
   assert.equal(await w.log.getAttribute('aria-live'), 'off', 'the streaming log itself stays quiet');
   await w.input.fill('Where is the guide?');
   await w.input.press('Enter');
-  await w.botMessages.filter({ hasText: 'it is short.' }).waitFor();
+  await w.reply('it is short.');
   const live = w.host.locator('[aria-live="polite"]');
   assert.equal(await live.count(), 1);
   assert.equal(await live.textContent(), 'Sure. Our guide is at https://example.com/guide and it is short.');

@@ -209,6 +209,13 @@ export function widget(page) {
     botMessages: host.locator('.m.b'),
     status: host.locator('.st'),
     button: (name) => host.getByRole('button', { name }),
+    /** Waits until the newest message is a finished reply (log no longer aria-busy) containing `text`. */
+    reply: (text) => page.waitForFunction((want) => {
+      const root = document.querySelector('chatvault-widget').shadowRoot;
+      const last = [...root.querySelectorAll('.m')].at(-1);
+      return root.querySelector('[role=log]').getAttribute('aria-busy') === 'false' &&
+        last.matches('.b:not(.d)') && last.textContent.includes(want);
+    }, text),
   };
 }
 
@@ -237,4 +244,48 @@ export function exchange(page, addr, key, frames, untilTypes) {
     };
     ws.onclose = (e) => { clearTimeout(timer); resolve([...got, { closed: e.code }]); };
   }), [`ws://${addr}/v1/widget/ws?key=${encodeURIComponent(key)}`, frames, untilTypes]);
+}
+
+/**
+ * Runs `chatvault demo` (tenant `demo`, plain-http cookies, demo page at `/`) on a free port against
+ * a fake LLM. The returned stack works with launchBrowser(); `stack.cli(args)` runs a CLI command
+ * on the same data directory while the server runs. Call stop() in after().
+ */
+export async function startDemo({ llm: llmOptions } = {}) {
+  if (!fs.existsSync(BIN)) {
+    throw new Error(`chatvault binary not found at ${BIN}: build it (cargo build) or set CHATVAULT_BIN`);
+  }
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'chatvault-demo-data-'));
+  const env = {
+    PATH: process.env.PATH,
+    HOME: process.env.HOME,
+    RUST_LOG: process.env.RUST_LOG || 'warn',
+    CHATVAULT_MASTER_KEY: crypto.randomBytes(32).toString('hex'),
+    OPENAI_API_KEY: 'sk-fake-test-key',
+  };
+  const stack = { dataDir, env, tenant: {}, servers: [], children: new Set(), contexts: [], log: '' };
+  stack.llm = await startFakeLlm(llmOptions);
+  stack.stop = () => stopStack(stack);
+  const child = run(['demo', '--bind', '127.0.0.1:0', '--data-dir', dataDir, '--llm-base-url', stack.llm.url, '--llm-model', 'fake'], env);
+  stack.children.add(child);
+  stack.proc = child;
+  child.stderr.on('data', (d) => { stack.log += d; });
+  child.on('exit', () => stack.children.delete(child));
+  try {
+    stack.addr = await new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`demo printed no "listening on" line within ${STARTUP_MS} ms:\n${stack.log}`)), STARTUP_MS);
+      child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`demo exited ${code}:\n${stack.log}`)); });
+      readline.createInterface({ input: child.stdout }).on('line', (line) => {
+        const m = /listening on http:\/\/(\S+)/.exec(line);
+        if (m) { clearTimeout(timer); resolve(m[1]); }
+      });
+    });
+  } catch (error) {
+    await stopStack(stack);
+    throw error;
+  }
+  stack.origin = `http://${stack.addr}`;
+  stack.cli = async (args) => JSON.parse(await cli([...args, '--json', '--data-dir', dataDir], env));
+  if (!WIDGET_FROM_DISK) await checkServedWidget(stack);
+  return stack;
 }

@@ -64,6 +64,7 @@ test('after a whole conversation there are no cookies and no browser storage', {
     await w.input.fill(text);
     await w.input.press('Enter');
     await w.botMessages.filter({ hasText: 'Happy to help.' }).nth(text === 'first question' ? 0 : 1).waitFor();
+    await w.reply('Happy to help.');
   }
   await Promise.all([page.waitForEvent('download'), w.button('Download transcript').click()]);
 

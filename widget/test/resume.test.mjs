@@ -23,7 +23,7 @@ beforeEach(() => {
 async function say(w, text, replyText) {
   await w.input.fill(text);
   await w.input.press('Enter');
-  await w.botMessages.filter({ hasText: replyText }).waitFor();
+  await w.reply(replyText);
 }
 
 /** The transcript the server returns, as [role, text] pairs, fetched through the widget's own button. */
@@ -57,6 +57,7 @@ test('a socket dropped in the middle of a reply is resumed without losing or dup
   stack.llm.release();
   await stack.restart();
   await w.botMessages.filter({ hasText: 'Answer number 2. The end.' }).waitFor({ timeout: 30_000 });
+  await w.reply('Answer number 2. The end.');
   await w.status.waitFor({ state: 'hidden' });
 
   assert.deepEqual(await texts(w.userMessages), ['first question', 'second question']);
