@@ -30,6 +30,8 @@ pub struct App {
     pub login_failures: FailureWindow<String>,
     /// Cancelled when the server begins shutting down.
     pub shutdown: CancellationToken,
+    /// Outgoing webhook events.
+    pub webhooks: crate::webhooks::Webhooks,
     /// Widget sessions, so shutdown can wait for replies in flight.
     pub sessions: TaskTracker,
     /// When the retention sweeper last completed a pass.
@@ -38,6 +40,7 @@ pub struct App {
 
 impl App {
     pub fn new(store: Store, llm: Llm, config: ServerConfig) -> AppState {
+        let webhooks = crate::webhooks::Webhooks::start(store.catalog.clone());
         Arc::new(Self {
             store,
             llm,
@@ -46,6 +49,7 @@ impl App {
             login_failures: FailureWindow::new(5, std::time::Duration::from_secs(15 * 60), 100_000),
             shutdown: CancellationToken::new(),
             sessions: TaskTracker::new(),
+            webhooks,
             sweeper: crate::retention::Heartbeat::new(),
         })
     }

@@ -14,11 +14,19 @@
 //! - [`db`] — opening SQLCipher files with raw keys, migrations, the worker thread that owns a connection.
 //! - [`crypto`] — master key, DEK wrapping, HKDF key derivation, token hashing.
 //! - [`datadir`] — paths, private permissions, the trash, the server lock.
+//! - [`backup`] — online backup (never the keyring), restore, integrity verification.
+//! - [`rotation`] — master key rotation, crash-safe behind a commit marker.
+//! - [`retention`] — the sweeper that deletes expired conversations, and its heartbeat.
+//! - [`redact`] — PII redaction (e-mail, phone, card, IBAN, secret, IP) into typed placeholders.
+//! - [`policy`] — the privacy-policy paragraph built from a tenant's live settings.
+//! - [`fault`] — crash injection points for tests (`CHATVAULT_FAULT`).
 //! - [`domain`] — parsed identifiers (tenant ids, origins, keys, conversation ids).
 //! - [`limits`] — bounded maps of per-key rate limiters.
+//! - [`webhooks`] — signed outgoing event deliveries with retries and a delivery log.
 //! - [`config`], [`error`], [`telemetry`].
 
 pub mod app;
+pub mod backup;
 pub mod catalog;
 pub mod cli;
 pub mod config;
@@ -27,13 +35,19 @@ pub mod datadir;
 pub mod db;
 pub mod domain;
 pub mod error;
+pub mod fault;
 pub mod gateway;
 pub mod http;
 pub mod keyring;
 pub mod limits;
 pub mod llm;
+pub mod policy;
+pub mod redact;
+pub mod retention;
+pub mod rotation;
 pub mod store;
 pub mod telemetry;
 pub mod vault;
+pub mod webhooks;
 
 pub use error::{Error, Result};

@@ -8,6 +8,7 @@ pub mod schema;
 pub mod settings;
 pub mod tenants;
 pub mod users;
+pub mod webhooks;
 
 use rusqlite::Connection;
 

@@ -79,4 +79,26 @@ CREATE TABLE idempotency (
     created_at INTEGER NOT NULL,
     PRIMARY KEY (scope, key)
 ) WITHOUT ROWID;
+"#,
+    r#"
+CREATE TABLE webhooks (
+    tenant_id       TEXT PRIMARY KEY REFERENCES tenants (id) ON DELETE CASCADE,
+    url             TEXT NOT NULL,
+    secret          TEXT NOT NULL,
+    include_content INTEGER NOT NULL DEFAULT 0,
+    created_at      INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE webhook_deliveries (
+    id           TEXT PRIMARY KEY,
+    tenant_id    TEXT NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+    event        TEXT NOT NULL,
+    status       TEXT NOT NULL,
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    last_status  INTEGER,
+    created_at   INTEGER NOT NULL,
+    finished_at  INTEGER
+) WITHOUT ROWID;
+CREATE INDEX webhook_deliveries_by_tenant ON webhook_deliveries (tenant_id, created_at);
 "#];
+

@@ -13,6 +13,7 @@ use futures_util::stream::BoxStream;
 use super::frames::{ClientFrame, FrameMessage, Limits, ServerFrame, parse_client_frame};
 use super::reply::{self, Committed, Step};
 use crate::app::AppState;
+use crate::webhooks::Event;
 use crate::catalog::settings::TenantSettings;
 use crate::catalog::tenants::Tenant;
 use crate::crypto;
@@ -298,6 +299,11 @@ impl Session {
             }
         };
         self.conversation = Some(conversation.clone());
+        if existing_reply.is_none() {
+            let text = self.settings.redaction.for_store(&pending.text).into_owned();
+            let event = Event::Message { conversation: conversation.to_string(), message: message.to_string(), role: "visitor", at: crate::db::now_ms(), text };
+            self.app.webhooks.emit(&self.tenant, event);
+        }
         send(
             ws,
             ServerFrame::Accepted {
@@ -413,17 +419,18 @@ impl Session {
             active.prompt_estimate,
             crate::llm::prompt::estimate_tokens(&active.text),
         ));
-        let (conversation, reply_to, text) = (
+        let (conversation, reply_to, text, redaction) = (
             active.conversation.clone(),
             active.visitor_message.clone(),
-            active.text,
+            active.text.clone(),
+            self.settings.redaction,
         );
         let committed = self
             .app
             .store
             .vault
             .call(&self.tenant, move |conn| {
-                reply::commit_reply(conn, &conversation, &reply_to, &text, usage)
+                reply::commit_reply(conn, &conversation, &reply_to, &text, usage, redaction)
             })
             .await;
         match committed {
@@ -435,6 +442,9 @@ impl Session {
                     "replied",
                     None,
                 );
+                let text = self.settings.redaction.for_store(&active.text).into_owned();
+                let event = Event::Message { conversation: active.conversation.to_string(), message: message.to_string(), role: "assistant", at: crate::db::now_ms(), text };
+                self.app.webhooks.emit(&self.tenant, event);
                 send(
                     ws,
                     ServerFrame::Done {
@@ -607,6 +617,7 @@ impl Session {
         }
         self.conversation = None;
         tracing::info!(tenant = %self.tenant, client_ip = %self.ip, "conversation erased by visitor");
+        self.app.webhooks.emit(&self.tenant, Event::Erased { conversation: id.to_string() });
         send(
             ws,
             ServerFrame::Erased {

@@ -1,5 +1,6 @@
 //! Black-box tests: the real server on loopback, a real fake LLM, real clients.
 
+mod backup;
 mod cli;
 mod erasure;
 mod customer_api;
@@ -11,4 +12,5 @@ mod pages;
 mod portal_sessions;
 mod prompt_wrapping;
 mod upstream;
+mod webhooks;
 mod widget_frames;

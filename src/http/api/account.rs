@@ -22,7 +22,11 @@ use crate::vault::repo;
 pub async fn get_settings(State(app): State<AppState>, auth: Auth) -> Result<Response> {
     auth.require(Scope::HistoryRead)?;
     let tenant = app.store.tenant(&auth.tenant).await?;
-    Ok(axum::Json(settings_json(&tenant)).into_response())
+    let id = auth.tenant.clone();
+    let widget_key = app.store.catalog.call(move |c| tenants::widget_keys(c, &id)).await?.into_iter().next();
+    let mut body = settings_json(&tenant);
+    body["widget_key"] = json!(widget_key);
+    Ok(axum::Json(body).into_response())
 }
 
 fn settings_json(tenant: &tenants::Tenant) -> Value {

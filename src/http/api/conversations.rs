@@ -64,6 +64,7 @@ pub async fn delete_one(State(app): State<AppState>, auth: Auth, Path(id): Path<
     // Rewrite the WAL so the deleted pages' old images do not linger in `-wal`.
     app.store.vault.exclusive(&auth.tenant, |c| Ok(c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")?)).await?;
     app.store.audit(&auth.tenant, &auth.actor(), "conversation.deleted", Some(id.as_str()), json!({})).await?;
+    app.webhooks.emit(&auth.tenant, crate::webhooks::Event::Erased { conversation: id.to_string() });
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -4,11 +4,12 @@
 mod account;
 mod conversations;
 mod session;
+mod webhooks;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, header};
-use axum::routing::{delete, get, patch, post};
+use axum::routing::{delete, get, patch, post, put};
 
 use crate::app::AppState;
 
@@ -30,6 +31,8 @@ pub fn router(app: AppState) -> Router<AppState> {
         .route("/v1/users", post(session::add_user).get(session::list_users))
         .route("/v1/users/{email}", patch(session::set_role).delete(session::remove_user))
         .route("/v1/tenant", delete(session::delete_tenant))
+        .route("/v1/webhook", put(webhooks::set).get(webhooks::get).delete(webhooks::remove))
+        .route("/v1/webhook/deliveries", get(webhooks::deliveries))
         .layer(axum::middleware::from_fn_with_state(app, crate::http::idempotency::replay_or_record))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::map_response(no_store))
