@@ -2,7 +2,6 @@
 //! handed, stop on a future you are handed.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
@@ -30,6 +29,8 @@ pub struct App {
     pub login_failures: FailureWindow<String>,
     /// Cancelled when the server begins shutting down.
     pub shutdown: CancellationToken,
+    /// Open widget sockets, in all and per client IP.
+    pub sockets: Arc<crate::gateway::capacity::SocketCounter>,
     /// Outgoing webhook events.
     pub webhooks: crate::webhooks::Webhooks,
     /// Widget sessions, so shutdown can wait for replies in flight.
@@ -50,6 +51,7 @@ impl App {
             shutdown: CancellationToken::new(),
             sessions: TaskTracker::new(),
             webhooks,
+            sockets: Arc::default(),
             sweeper: crate::retention::Heartbeat::new(),
         })
     }
@@ -65,16 +67,15 @@ pub async fn serve(
     let router = crate::http::router(app.clone());
     let janitor = tokio::spawn(evict_idle_limiters(app.clone()));
     let sweeper = tokio::spawn(crate::retention::run_sweeper(app.clone()));
+    let stop = CancellationToken::new();
+    let transport = crate::http::server::run(listener, router, app.config.transport, stop.clone());
     let token = app.shutdown.clone();
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
+    let signal = async move {
         shutdown.await;
         token.cancel();
-    })
-    .await?;
+        stop.cancel();
+    };
+    tokio::join!(transport, signal);
     app.sessions.close();
     if tokio::time::timeout(app.config.shutdown_grace, app.sessions.wait())
         .await

@@ -47,6 +47,13 @@ pub struct ServerConfig {
     /// Demo mode: serves the sample customer page at `/` and allows session cookies over plain
     /// HTTP (never otherwise).
     pub demo: bool,
+    /// Transport limits: connections, header deadline and size.
+    pub transport: crate::http::server::TransportLimits,
+    /// Concurrent widget sockets, in all and per client IP.
+    pub max_sockets: usize,
+    pub max_sockets_per_ip: usize,
+    /// HTTP requests per client IP per minute, on every route (also the burst).
+    pub http_requests_per_minute: u32,
     /// Portal sessions end after this long without a request…
     pub session_idle: Duration,
     /// …and after this long in any case.
@@ -75,6 +82,10 @@ impl Default for ServerConfig {
             shutdown_grace: Duration::from_secs(10),
             retention: RetentionConfig::default(),
             demo: false,
+            transport: crate::http::server::TransportLimits::default(),
+            max_sockets: 20_000,
+            max_sockets_per_ip: 64,
+            http_requests_per_minute: 1200,
             session_idle: Duration::from_secs(30 * 60),
             session_absolute: Duration::from_secs(12 * 3600),
         }

@@ -147,3 +147,9 @@ pub fn remove_files(paths: Vec<PathBuf>) {
         tracing::warn!("could not start the trash thread; files stay in .trash until next start");
     }
 }
+
+/// Flushes a directory's entries (new names, renames) to disk.
+pub fn sync_dir(path: &Path) -> Result<()> {
+    File::open(path)?.sync_all()?;
+    Ok(())
+}

@@ -10,18 +10,24 @@ use crate::db::{self, OpenMode, Worker, WorkerHandle};
 use crate::domain::TenantId;
 use crate::error::{Error, Result};
 
-const MIGRATIONS: &[&str] = &["CREATE TABLE deks (
+const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE deks (
         tenant_id     TEXT PRIMARY KEY,
         wrapped       BLOB NOT NULL,
         created_at    INTEGER NOT NULL,
         -- set while a purge replaces the tenant's file; a file found with this set is stale
         purge_pending INTEGER NOT NULL DEFAULT 0
-    ) WITHOUT ROWID;"];
+    ) WITHOUT ROWID;",
+    // set while `tenant rekey` re-encrypts the file: whichever of the two keys opens it is current
+    "ALTER TABLE deks ADD COLUMN next_wrapped BLOB;",
+];
 
 /// A tenant's key as read from the keyring.
 pub struct KeyEntry {
     pub dek: DbKey,
     pub purge_pending: bool,
+    /// The key a `tenant rekey` was moving the file to, if one was interrupted.
+    pub next: Option<DbKey>,
 }
 
 /// The keyring: a worker on `keyring.db` plus the master key that unwraps its rows.
@@ -67,11 +73,14 @@ impl Keyring {
     pub fn get_blocking(&self, tenant: &TenantId) -> Result<KeyEntry> {
         let id = tenant.as_str().to_owned();
         let row = self.worker.call_blocking(move |conn| read_row(conn, &id))?;
-        let (wrapped, pending) =
+        let (wrapped, pending, next) =
             row.ok_or_else(|| Error::not_found(&format!("tenant {tenant}")))?;
         Ok(KeyEntry {
             dek: crypto::unwrap_dek(&self.master, tenant, &wrapped)?,
             purge_pending: pending,
+            next: next
+                .map(|next| crypto::unwrap_dek(&self.master, tenant, &next))
+                .transpose()?,
         })
     }
 
@@ -82,7 +91,8 @@ impl Keyring {
         let id = tenant.as_str().to_owned();
         self.worker.call_blocking(move |conn| {
             let changed = conn.execute(
-                "UPDATE deks SET wrapped = ?2, purge_pending = 1 WHERE tenant_id = ?1",
+                "UPDATE deks SET wrapped = ?2, purge_pending = 1, next_wrapped = NULL
+                 WHERE tenant_id = ?1",
                 params![id, wrapped],
             )?;
             if changed == 0 {
@@ -100,6 +110,38 @@ impl Keyring {
                 "UPDATE deks SET purge_pending = 0 WHERE tenant_id = ?1",
                 [id],
             )?;
+            Ok(())
+        })
+    }
+
+    /// Records the key a rekey is about to move the tenant's file to (the current one stays).
+    pub fn stage_next_blocking(&self, tenant: &TenantId, next: &DbKey) -> Result<()> {
+        let wrapped = crypto::wrap_dek(&self.master, tenant, next);
+        let id = tenant.as_str().to_owned();
+        self.worker.call_blocking(move |conn| {
+            let changed = conn.execute(
+                "UPDATE deks SET next_wrapped = ?2 WHERE tenant_id = ?1",
+                params![id, wrapped],
+            )?;
+            if changed == 0 {
+                return Err(Error::not_found("tenant"));
+            }
+            Ok(())
+        })
+    }
+
+    /// Settles a rekey: the staged key becomes current (`promote`) or is dropped. Either way
+    /// the previous key is destroyed in the same commit.
+    pub fn settle_next_blocking(&self, tenant: &TenantId, promote: bool) -> Result<()> {
+        let id = tenant.as_str().to_owned();
+        let sql = if promote {
+            "UPDATE deks SET wrapped = next_wrapped, next_wrapped = NULL
+             WHERE tenant_id = ?1 AND next_wrapped IS NOT NULL"
+        } else {
+            "UPDATE deks SET next_wrapped = NULL WHERE tenant_id = ?1"
+        };
+        self.worker.call_blocking(move |conn| {
+            conn.execute(sql, [id])?;
             Ok(())
         })
     }
@@ -138,12 +180,14 @@ pub fn open_with_master(path: &std::path::Path, key: &DbKey) -> Result<Connectio
     })
 }
 
-fn read_row(conn: &Connection, tenant: &str) -> Result<Option<(Vec<u8>, bool)>> {
+type Row = (Vec<u8>, bool, Option<Vec<u8>>);
+
+fn read_row(conn: &Connection, tenant: &str) -> Result<Option<Row>> {
     Ok(conn
         .query_row(
-            "SELECT wrapped, purge_pending FROM deks WHERE tenant_id = ?1",
+            "SELECT wrapped, purge_pending, next_wrapped FROM deks WHERE tenant_id = ?1",
             [tenant],
-            |row| Ok((row.get(0)?, row.get::<_, i64>(1)? != 0)),
+            |row| Ok((row.get(0)?, row.get::<_, i64>(1)? != 0, row.get(2)?)),
         )
         .optional()?)
 }

@@ -32,7 +32,9 @@ pub struct CreatedTenant {
 
 impl Store {
     /// Opens the data directory; the catalog is opened first so a wrong master key touches nothing.
+    /// A master key rotation that a crash interrupted is completed or discarded first.
     pub fn open(dir: DataDir, master: &MasterKey, max_open_tenants: usize) -> Result<Self> {
+        crate::rotation::recover(&dir)?;
         let catalog = Catalog::open(&dir, master)?;
         let keyring = Keyring::open(&dir, master)?;
         dir.empty_trash();
@@ -145,6 +147,15 @@ impl Store {
         )
         .await?;
         Ok(key)
+    }
+
+    /// Moves the tenant's file to a fresh DEK, online, and records it. Returns when (ms).
+    pub async fn rekey_tenant(&self, id: &TenantId, actor: &str) -> Result<i64> {
+        self.tenant(id).await?;
+        let at = self.vault.rekey(id).await?;
+        self.audit(id, actor, "tenant.rekeyed", None, serde_json::json!({}))
+            .await?;
+        Ok(at)
     }
 
     /// Records an administrative action in the tenant's audit chain.

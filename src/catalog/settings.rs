@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::redact::Redaction;
 
 /// Settings a customer can change (`PATCH /v1/settings`).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -23,6 +24,9 @@ pub struct TenantSettings {
     pub daily_token_budget: u64,
     /// Upper bound on one reply.
     pub max_reply_tokens: u32,
+    /// Where personal data in messages is replaced by placeholders: `off`, `before_llm`,
+    /// `before_store` or `both`.
+    pub redaction: Redaction,
 }
 
 impl Default for TenantSettings {
@@ -37,6 +41,7 @@ impl Default for TenantSettings {
             tenant_messages_per_minute: 300,
             daily_token_budget: 200_000,
             max_reply_tokens: 512,
+            redaction: Redaction::Off,
         }
     }
 }

@@ -1,9 +1,13 @@
 //! The command line (CONTRACT §2): argument types and dispatch. One file per subcommand.
 
+mod backup;
 pub mod demo;
 mod key;
+mod policy;
+mod restore;
 mod serve;
 mod tenant;
+mod verify;
 
 use std::path::PathBuf;
 
@@ -61,6 +65,14 @@ pub enum Command {
     /// Tenant operations.
     #[command(subcommand)]
     Tenant(tenant::TenantCommand),
+    /// Online, consistent copy of the catalog and tenant files (never the keyring).
+    Backup(backup::BackupArgs),
+    /// Restore a backup into the data directory (offline).
+    Restore(restore::RestoreArgs),
+    /// Integrity and cipher integrity check of every file.
+    Verify,
+    /// Privacy-policy paragraph that states the tenant's real settings.
+    PolicySnippet { id: String },
 }
 
 /// Runs a parsed command.
@@ -71,8 +83,12 @@ pub async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Demo(args) => demo::run(&cli.global, args).await,
         Command::Serve(args) => serve::run(&cli.global, args).await,
-        Command::Key(cmd) => key::run(&out, cmd),
+        Command::Key(cmd) => key::run(&cli.global, &out, cmd).await,
         Command::Tenant(cmd) => tenant::run(&cli.global, &out, cmd).await,
+        Command::Backup(args) => backup::run(&cli.global, &out, args).await,
+        Command::Restore(args) => restore::run(&cli.global, &out, args).await,
+        Command::Verify => verify::run(&cli.global, &out).await,
+        Command::PolicySnippet { id } => policy::run(&cli.global, &out, &id).await,
     }
 }
 
@@ -90,6 +106,13 @@ impl GlobalArgs {
         let master = MasterKey::load(&self.master_key_source())?;
         let dir = DataDir::open(&self.data_dir)?;
         Store::open(dir, &master, max_open_tenants)
+    }
+
+    /// [`open_store`](Self::open_store), also handing back the master key.
+    pub fn open_store_with_key(&self, max_open_tenants: usize) -> Result<(Store, MasterKey)> {
+        let master = MasterKey::load(&self.master_key_source())?;
+        let dir = DataDir::open(&self.data_dir)?;
+        Ok((Store::open(dir, &master, max_open_tenants)?, master))
     }
 }
 

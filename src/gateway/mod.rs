@@ -1,6 +1,7 @@
 //! The widget WebSocket (CONTRACT §3): the handshake checks (key, origin, rate) before any
 //! upgrade, then one [`session`] per socket that accepts only submitted messages.
 
+pub mod capacity;
 pub mod frames;
 mod reply;
 mod session;
@@ -69,6 +70,16 @@ pub async fn handshake(
         Err(rejection) => return rejection.into_response(),
     };
     let ip = client_ip(peer.ip(), &headers, &app.config.trusted_proxies);
+    let slot = match app.sockets.acquire(ip, app.config.max_sockets, app.config.max_sockets_per_ip) {
+        Ok(slot) => slot,
+        Err(refused) => {
+            tracing::warn!(tenant = %tenant.id, client_ip = %ip, reason = ?refused, "widget handshake refused: socket limit");
+            return match refused {
+                capacity::Refused::ServerFull => Error::Unavailable("the server is at its socket limit".into()).into_response(),
+                capacity::Refused::TooManyFromClient => Error::RateLimited { retry_after_ms: 10_000 }.into_response(),
+            };
+        }
+    };
     let sessions = app.sessions.clone();
     upgrade
         .max_message_size(TRANSPORT_LIMIT_BYTES)
@@ -76,5 +87,10 @@ pub async fn handshake(
         .read_buffer_size(4 * 1024)
         .write_buffer_size(0)
         .max_write_buffer_size(256 * 1024)
-        .on_upgrade(move |socket| sessions.track_future(session::run(socket, app, tenant, ip)))
+        .on_upgrade(move |socket| {
+            sessions.track_future(async move {
+                session::run(socket, app, tenant, ip).await;
+                drop(slot);
+            })
+        })
 }

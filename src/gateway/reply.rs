@@ -1,5 +1,7 @@
 //! One submitted message, end to end: commit it (creating the conversation on first submit),
-//! assemble the wrapped prompt, stream the reply, commit the reply with its usage.
+//! assemble the wrapped prompt, stream the reply, commit the reply with its usage. The tenant's
+//! redaction setting applies here: to what is committed (`before_store`) and to every turn sent
+//! upstream (`before_llm`).
 
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
@@ -12,6 +14,7 @@ use crate::domain::{ConversationId, MessageId, Role, SubmitId, TenantId};
 use crate::error::Result;
 use crate::llm::prompt::{self, Nonce, PromptInput, Turn};
 use crate::llm::{ChatRequest, Llm, ReplyEvent, UpstreamError};
+use crate::redact::Redaction;
 use crate::vault::repo::{self, DailyUsage, Inserted, NewMessage, StoredMessage};
 
 /// Earlier messages loaded for the prompt (then trimmed to the token budget).
@@ -60,6 +63,8 @@ pub fn commit_visitor_message(
         }
     };
     let history = repo::recent_messages(conn, &conversation, HISTORY_MESSAGES)?;
+    let text = settings.redaction.for_store(text);
+    let text = text.as_ref();
     let tokens = i64::from(prompt::estimate_tokens(text));
     let new = NewMessage {
         conversation: &conversation,
@@ -100,15 +105,19 @@ pub fn commit_visitor_message(
     })
 }
 
-/// Commits a finished reply and the day's usage in one transaction.
+/// Commits a finished reply (redacted when the tenant redacts before storing) and the day's
+/// usage in one transaction.
 pub fn commit_reply(
     conn: &Connection,
     conversation: &ConversationId,
     reply_to: &MessageId,
     text: &str,
     usage: (u32, u32),
+    redaction: Redaction,
 ) -> Result<MessageId> {
     let now = db::now_ms();
+    let text = redaction.for_store(text);
+    let text = text.as_ref();
     let new = NewMessage {
         conversation,
         role: Role::Assistant,
@@ -142,18 +151,20 @@ pub fn build_request(
     text: &str,
     history_budget: u32,
 ) -> ChatRequest {
+    let redaction = settings.redaction;
     let turns: Vec<Turn> = history
         .iter()
         .map(|m| Turn {
             role: m.role,
-            text: m.text.clone(),
+            text: redaction.for_llm(&m.text).into_owned(),
         })
         .collect();
+    let text = redaction.for_llm(text);
     let input = PromptInput {
         tenant_prompt: &settings.system_prompt,
         history: &turns,
         passages: &[],
-        new_text: text,
+        new_text: &text,
         history_budget_tokens: history_budget,
     };
     ChatRequest {

@@ -1,4 +1,5 @@
-//! `/healthz` (the process answers) and `/readyz` (the catalog can be read).
+//! `/healthz` (the process answers) and `/readyz` (the catalog can be read, and the retention
+//! sweeper has completed a pass recently).
 
 use axum::Json;
 use axum::extract::State;
@@ -17,11 +18,16 @@ pub async fn readyz(State(app): State<AppState>) -> impl IntoResponse {
         .catalog
         .call(|c| Ok(c.query_row("SELECT count(*) FROM tenants", [], |r| r.get::<_, i64>(0))?))
         .await;
+    let retention = app.sweeper.status(app.config.retention.stall_after);
     match catalog {
         Ok(tenants) => (
-            StatusCode::OK,
+            if retention.stalled {
+                StatusCode::SERVICE_UNAVAILABLE
+            } else {
+                StatusCode::OK
+            },
             Json(
-                serde_json::json!({ "ready": true, "tenants": tenants, "open_tenant_files": app.store.vault.open_files() }),
+                serde_json::json!({ "ready": !retention.stalled, "tenants": tenants, "open_tenant_files": app.store.vault.open_files(), "retention": retention }),
             ),
         ),
         Err(e) => {

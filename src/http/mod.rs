@@ -8,6 +8,7 @@ pub mod extract;
 mod health;
 mod idempotency;
 mod pages;
+pub mod server;
 mod portal;
 
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use axum::Router;
 use axum::http::{HeaderValue, header};
 use axum::routing::get;
 use tower_governor::GovernorLayer;
+use axum::response::IntoResponse;
 use tower_governor::governor::GovernorConfigBuilder;
 
 use crate::app::AppState;
@@ -27,26 +29,12 @@ pub fn router(app: AppState) -> Router {
     let key = ClientIpKey {
         trusted: Arc::new(app.config.trusted_proxies.clone()),
     };
-    let per_minute = u64::from(app.config.handshakes_per_minute.max(1));
-    let handshake_limit = GovernorConfigBuilder::default()
-        .per_millisecond((60_000 / per_minute).max(1))
-        .burst_size(u32::try_from(per_minute).unwrap_or(u32::MAX))
-        .key_extractor(key)
-        .finish()
-        .expect("the handshake rate limit is non-zero");
-    let handshake_limiter = handshake_limit.limiter().clone();
-    tokio::spawn(async move {
-        // Bound the per-IP map: forget IPs whose buckets have refilled.
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
-        loop {
-            tick.tick().await;
-            handshake_limiter.retain_recent();
-        }
-    });
+    let handshake_limit = per_ip_limit(key.clone(), app.config.handshakes_per_minute);
+    let request_limit = per_ip_limit(key, app.config.http_requests_per_minute);
 
     let widget_socket = Router::new()
         .route("/v1/widget/ws", get(gateway::handshake))
-        .layer(GovernorLayer::new(handshake_limit));
+        .layer(limit_layer(handshake_limit));
 
     let mut router = Router::new()
         .route("/healthz", get(health::healthz))
@@ -62,8 +50,42 @@ pub fn router(app: AppState) -> Router {
         router = router.route("/", get(pages::demo_page));
     }
     router
+        .layer(limit_layer(request_limit))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(app)
+}
+
+type IpLimit = Arc<tower_governor::governor::GovernorConfig<ClientIpKey, governor::middleware::NoOpMiddleware<governor::clock::QuantaInstant>>>;
+
+/// A per-client-IP limit of `per_minute` requests (also the burst), whose key map is pruned of
+/// refilled buckets every minute so it stays bounded.
+fn per_ip_limit(key: ClientIpKey, per_minute: u32) -> IpLimit {
+    let per_minute = u64::from(per_minute.max(1));
+    let config = GovernorConfigBuilder::default()
+        .per_millisecond((60_000 / per_minute).max(1))
+        .burst_size(u32::try_from(per_minute).unwrap_or(u32::MAX))
+        .key_extractor(key)
+        .finish()
+        .expect("a per-minute limit of at least 1 is valid");
+    let limiter = config.limiter().clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            limiter.retain_recent();
+        }
+    });
+    Arc::new(config)
+}
+
+/// The limit as a layer that answers in our error shape with `Retry-After`.
+fn limit_layer(config: IpLimit) -> GovernorLayer<ClientIpKey, governor::middleware::NoOpMiddleware<governor::clock::QuantaInstant>, axum::body::Body> {
+    GovernorLayer::new(config).error_handler(|error| match error {
+        tower_governor::GovernorError::TooManyRequests { wait_time, .. } => {
+            crate::error::Error::RateLimited { retry_after_ms: wait_time.saturating_mul(1000).max(1000) }.into_response()
+        }
+        _ => crate::error::Error::Unauthorized("the client address could not be determined".into()).into_response(),
+    })
 }
 
 async fn not_found() -> crate::error::Error {

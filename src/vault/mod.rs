@@ -2,7 +2,9 @@
 //! purge and crypto-shredding delete. Every call reaches a tenant's file through that tenant's
 //! single [`WorkerHandle`], so writes and purges on one tenant are strictly ordered.
 
+mod erase;
 mod purge;
+mod rekey;
 pub mod repo;
 pub mod schema;
 
@@ -17,7 +19,7 @@ use crate::crypto::DbKey;
 use crate::datadir::{self, DataDir};
 use crate::db::{self, OpenMode, Worker, WorkerHandle};
 use crate::domain::TenantId;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::keyring::Keyring;
 
 pub use purge::PurgeReport;
@@ -201,16 +203,11 @@ fn open_tenant(
         keyring.clear_pending_blocking(tenant)?;
         return Ok(conn);
     }
-    let mut conn =
-        open_file(&path, &entry.dek, OpenMode::Existing).map_err(|e| match e {
-            Error::NotFound(_) => {
-                Error::Unavailable(format!("the file of tenant {tenant} is missing"))
-            }
-            Error::Crypto(_) => Error::Unavailable(format!(
-                "the file of tenant {tenant} does not open with its key (corrupted or foreign)"
-            )),
-            other => other,
-        })?;
+    let mut conn = match &entry.next {
+        Some(next) => rekey::open_settling(&path, keyring, tenant, &entry.dek, next),
+        None => open_file(&path, &entry.dek, OpenMode::Existing),
+    }
+    .map_err(|e| rekey::describe(tenant, e))?;
     db::migrate(&mut conn, schema::MIGRATIONS)?;
     Ok(conn)
 }

@@ -1,6 +1,7 @@
 //! Black-box tests: the real server on loopback, a real fake LLM, real clients.
 
 mod backup;
+mod abuse;
 mod cli;
 mod erasure;
 mod customer_api;
