@@ -302,14 +302,12 @@
   }
 
   function conversationRow(c) {
-    const link = el('a', { href: `#conversations/${encodeURIComponent(c.id)}`, class: 'conv-link' },
-      el('span', { class: 'conv-id', text: shortId(c.id) }));
-    link.setAttribute('aria-label', `Conversation started ${dateTime.format(new Date(c.started_at))}, ${plural(c.message_count, 'message', 'messages')}`);
+    const link = el('a', { href: `#conversations/${encodeURIComponent(c.id)}`, class: 'conv-link' }, timeEl(c.started_at));
     return el('tr', { 'data-id': c.id },
       el('td', {}, link),
-      el('td', {}, timeEl(c.started_at)),
       el('td', {}, timeEl(c.last_at)),
-      el('td', { class: 'num', text: num(c.message_count) }));
+      el('td', { class: 'num', text: num(c.message_count) }),
+      el('td', {}, el('code', { class: 'conv-id', title: c.id, text: shortId(c.id) })));
   }
 
   const shortId = (id) => (id.length > 14 ? `${id.slice(0, 12)}…` : id);
@@ -457,6 +455,7 @@
       try {
         const r = await api('DELETE', '/v1/conversations');
         form.reset();
+        $('search-form').reset();
         state.list = null;
         state.loaded.delete('usage');
         state.loaded.delete('audit');
@@ -597,12 +596,14 @@
         state.loaded.delete('audit');
         announce(`Settings saved (${Object.keys(changes).join(', ').replace(/_/g, ' ')}).`);
       } catch (error) {
-        showError('settings-error', error);
         const field = fieldNamedIn(error.message);
         if (field) {
+          // Name the field as the form labels it, not by its API name.
+          error.message = error.message.replace(field.dataset.setting, `“${field.labels[0].textContent}”`);
           field.setAttribute('aria-invalid', 'true');
           field.focus();
         }
+        showError('settings-error', error);
       }
     });
   });
