@@ -20,6 +20,9 @@ pub struct LlmConfig {
     pub api_key_env: String,
     pub timeouts: Timeouts,
     pub connect_timeout: Duration,
+    /// Failures in a row that open the circuit breaker, and how long it stays open.
+    pub breaker_threshold: u32,
+    pub breaker_cooldown: Duration,
 }
 
 /// Everything `serve` needs besides the master key.
@@ -71,6 +74,8 @@ impl Default for ServerConfig {
                 api_key_env: "OPENAI_API_KEY".into(),
                 timeouts: Timeouts::default(),
                 connect_timeout: Duration::from_secs(5),
+                breaker_threshold: 5,
+                breaker_cooldown: Duration::from_secs(30),
             },
             max_open_tenants: 256,
             trusted_proxies: Vec::new(),

@@ -85,7 +85,7 @@ pub async fn serve_until_signal(
     listener: TcpListener,
 ) -> Result<()> {
     let _lock = store.dir.lock_for_server()?;
-    let llm = Llm::new(backend(&config)?, config.llm.timeouts);
+    let llm = Llm::new(backend(&config)?, config.llm.timeouts).with_breaker(config.llm.breaker_threshold, config.llm.breaker_cooldown);
     let addr = listener.local_addr()?;
     tracing::info!(%addr, backend = llm.backend_name(), "server starting");
     println!("listening on http://{addr}");

@@ -2,6 +2,7 @@
 //! OpenAI-compatible streaming client and the built-in offline responder) and [`Llm`], which adds
 //! the timeouts and the single early retry every request gets.
 
+pub mod breaker;
 pub mod offline;
 pub mod openai;
 pub mod prompt;
@@ -45,6 +46,9 @@ pub enum UpstreamError {
     Refused(String),
     #[error("upstream timed out")]
     Timeout,
+    /// The circuit breaker is open: the upstream failed repeatedly and is not being called.
+    #[error("upstream circuit open")]
+    CircuitOpen,
     /// Billing or quota errors: retrying cannot help.
     #[error("upstream quota exhausted: {0}")]
     Quota(String),
@@ -55,9 +59,10 @@ impl UpstreamError {
     pub fn code(&self) -> &'static str {
         match self {
             UpstreamError::Timeout => "upstream_timeout",
-            UpstreamError::Unavailable(_) | UpstreamError::Refused(_) | UpstreamError::Quota(_) => {
-                "upstream_unavailable"
-            }
+            UpstreamError::Unavailable(_)
+            | UpstreamError::Refused(_)
+            | UpstreamError::Quota(_)
+            | UpstreamError::CircuitOpen => "upstream_unavailable",
         }
     }
 
@@ -105,16 +110,24 @@ pub struct StartedReply {
     pub usage: Option<(u32, u32)>,
 }
 
-/// A backend plus timeouts and retry policy.
+/// A backend plus timeouts, retry policy and a circuit breaker.
 #[derive(Clone)]
 pub struct Llm {
     backend: Arc<dyn ChatBackend>,
     timeouts: Timeouts,
+    breaker: Arc<breaker::Breaker>,
 }
 
 impl Llm {
+    /// With a breaker that opens after 5 failures in a row for 30 s.
     pub fn new(backend: Arc<dyn ChatBackend>, timeouts: Timeouts) -> Self {
-        Self { backend, timeouts }
+        Self { backend, timeouts, breaker: Arc::new(breaker::Breaker::new(5, Duration::from_secs(30))) }
+    }
+
+    /// Replaces the circuit breaker's settings.
+    pub fn with_breaker(mut self, threshold: u32, cooldown: Duration) -> Self {
+        self.breaker = Arc::new(breaker::Breaker::new(threshold, cooldown));
+        self
     }
 
     pub fn backend_name(&self) -> &'static str {
@@ -124,6 +137,15 @@ impl Llm {
     /// Starts a reply and waits for its first text. Retries once, and only here, before any text
     /// has reached the visitor; quota errors are never retried.
     pub async fn start(&self, request: &ChatRequest) -> Result<StartedReply, UpstreamError> {
+        if !self.breaker.allow() {
+            return Err(UpstreamError::CircuitOpen);
+        }
+        let outcome = self.start_with_retry(request).await;
+        self.breaker.record(outcome.is_ok());
+        outcome
+    }
+
+    async fn start_with_retry(&self, request: &ChatRequest) -> Result<StartedReply, UpstreamError> {
         match self.attempt(request).await {
             Err(e) if e.retryable() => {
                 tracing::info!(

@@ -69,7 +69,7 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut ServerConfig)) -> TestApp {
     .unwrap();
     let app = App::new(
         store.clone(),
-        Llm::new(Arc::new(backend), config.llm.timeouts),
+        Llm::new(Arc::new(backend), config.llm.timeouts).with_breaker(config.llm.breaker_threshold, config.llm.breaker_cooldown),
         config,
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
