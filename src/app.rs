@@ -25,6 +25,8 @@ pub struct App {
     pub config: ServerConfig,
     /// Messages per minute across all of a tenant's sockets.
     pub tenant_limits: KeyedLimiters<TenantId>,
+    /// Messages per minute per conversation, across the sockets that resume it.
+    pub conversation_limits: KeyedLimiters<crate::domain::ConversationId>,
     /// Failed portal sign-ins, per client IP and per account: 5 per 15 minutes.
     pub login_failures: FailureWindow<String>,
     /// Cancelled when the server begins shutting down.
@@ -47,6 +49,7 @@ impl App {
             llm,
             config,
             tenant_limits: KeyedLimiters::new(10_000),
+            conversation_limits: KeyedLimiters::new(100_000),
             login_failures: FailureWindow::new(5, std::time::Duration::from_secs(15 * 60), 100_000),
             shutdown: CancellationToken::new(),
             sessions: TaskTracker::new(),

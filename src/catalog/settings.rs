@@ -24,6 +24,10 @@ pub struct TenantSettings {
     pub daily_token_budget: u64,
     /// Upper bound on one reply.
     pub max_reply_tokens: u32,
+    /// Visitor messages per UTC day across the tenant; 0 means no budget.
+    pub daily_message_budget: u64,
+    /// Visitor messages one conversation may hold; further submits get `quota_exceeded`.
+    pub max_turns_per_conversation: u32,
     /// Where personal data in messages is replaced by placeholders: `off`, `before_llm`,
     /// `before_store` or `both`.
     pub redaction: Redaction,
@@ -41,6 +45,8 @@ impl Default for TenantSettings {
             tenant_messages_per_minute: 300,
             daily_token_budget: 200_000,
             max_reply_tokens: 512,
+            daily_message_budget: 0,
+            max_turns_per_conversation: 200,
             redaction: Redaction::Off,
         }
     }
@@ -64,6 +70,8 @@ impl TenantSettings {
             Some("messages_per_minute must be between 1 and 600".into())
         } else if !(1..=100_000).contains(&self.tenant_messages_per_minute) {
             Some("tenant_messages_per_minute must be between 1 and 100000".into())
+        } else if !(1..=100_000).contains(&self.max_turns_per_conversation) {
+            Some("max_turns_per_conversation must be between 1 and 100000".into())
         } else if !(1..=32_000).contains(&self.max_reply_tokens) {
             Some("max_reply_tokens must be between 1 and 32000".into())
         } else if self.retention_days > 3650 {

@@ -31,8 +31,10 @@ pub enum Committed {
         /// A resent submit whose reply was already committed.
         existing_reply: Option<StoredMessage>,
     },
-    /// Today's token budget is spent; nothing was written.
+    /// Today's token or message budget is spent; nothing was written.
     OverBudget { retry_after_ms: u64 },
+    /// The conversation holds its maximum number of visitor messages; nothing was written.
+    TurnLimit,
 }
 
 /// Commits a visitor message in one transaction (with its usage), or reports the budget spent.
@@ -46,9 +48,11 @@ pub fn commit_visitor_message(
     let now = db::now_ms();
     let today = utc_day(now);
     let usage = repo::usage_on(conn, &today)?;
-    if settings.daily_token_budget > 0
-        && (usage.tokens_in + usage.tokens_out) as u64 >= settings.daily_token_budget
-    {
+    let tokens_spent = settings.daily_token_budget > 0
+        && (usage.tokens_in + usage.tokens_out) as u64 >= settings.daily_token_budget;
+    let messages_spent = settings.daily_message_budget > 0
+        && usage.messages as u64 >= settings.daily_message_budget;
+    if tokens_spent || messages_spent {
         return Ok(Committed::OverBudget {
             retry_after_ms: ms_until_next_utc_day(now),
         });
@@ -62,6 +66,10 @@ pub fn commit_visitor_message(
             (id, Some(token))
         }
     };
+    let resent = repo::find_by_submit(conn, &conversation, submit)?.is_some();
+    if !resent && repo::visitor_turns(conn, &conversation)? >= i64::from(settings.max_turns_per_conversation) {
+        return Ok(Committed::TurnLimit);
+    }
     let history = repo::recent_messages(conn, &conversation, HISTORY_MESSAGES)?;
     let text = settings.redaction.for_store(text);
     let text = text.as_ref();

@@ -233,6 +233,15 @@ impl Session {
             };
             return send(ws, frame).await;
         }
+        if let Some(conversation) = &self.conversation
+            && let Err(wait) = self.app.conversation_limits.check(conversation, self.settings.messages_per_minute)
+        {
+            // Many sockets resuming one conversation share its budget.
+            let retry_after_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1);
+            log_message(&self.tenant, self.ip, Duration::ZERO, "refused", Some("rate_limited"));
+            let frame = ServerFrame::Error { code: "rate_limited", message: "too many messages; please wait a moment".into(), id: Some(id.to_string()), retry_after_ms: Some(retry_after_ms) };
+            return send(ws, frame).await;
+        }
         let started = Instant::now();
         let (conversation, settings, text) = (
             self.conversation.clone(),
@@ -262,6 +271,11 @@ impl Session {
                 history,
                 existing_reply,
             }) => (conversation, token, message, history, existing_reply),
+            Ok(Committed::TurnLimit) => {
+                log_message(&self.tenant, self.ip, started.elapsed(), "refused", Some("quota_exceeded"));
+                let message = "this conversation has reached its length limit; please start a new one";
+                return send(ws, ServerFrame::error_for(id.as_str(), "quota_exceeded", message)).await;
+            }
             Ok(Committed::OverBudget { retry_after_ms }) => {
                 log_message(
                     &self.tenant,

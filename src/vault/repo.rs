@@ -171,6 +171,15 @@ pub fn conversation(conn: &Connection, id: &ConversationId) -> Result<Option<Con
         .optional()?)
 }
 
+/// How many visitor messages a conversation holds.
+pub fn visitor_turns(conn: &Connection, conversation: &ConversationId) -> Result<i64> {
+    Ok(conn.query_row(
+        "SELECT count(*) FROM messages WHERE conversation_id = ?1 AND role = 'visitor'",
+        [conversation.as_str()],
+        |r| r.get(0),
+    )?)
+}
+
 /// Deletes a conversation and (by cascade) its messages and their index entries.
 pub fn delete_conversation(conn: &Connection, id: &ConversationId) -> Result<bool> {
     Ok(conn.execute("DELETE FROM conversations WHERE id = ?1", [id.as_str()])? > 0)

@@ -3,6 +3,7 @@
 mod backup;
 mod abuse;
 mod cli;
+mod cost_caps;
 mod erasure;
 mod customer_api;
 mod fake_llm;
@@ -12,6 +13,9 @@ mod interop;
 mod pages;
 mod portal_sessions;
 mod prompt_wrapping;
+mod redaction;
+mod retention;
+mod rotation;
 mod upstream;
 mod webhooks;
 mod widget_frames;
