@@ -133,6 +133,12 @@ impl Vault {
 
     /// The tenant's DEK (for `tenant export-key`).
     pub fn tenant_key_blocking(&self, tenant: &TenantId) -> Result<DbKey> {
+        let entry = self.inner.keyring.get_blocking(tenant)?;
+        if entry.next.is_none() {
+            return Ok(entry.dek);
+        }
+        // A rekey was interrupted: opening the file settles which key is current.
+        self.handle(tenant)?.call_blocking(|_| Ok(()))?;
         Ok(self.inner.keyring.get_blocking(tenant)?.dek)
     }
 
