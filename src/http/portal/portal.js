@@ -16,7 +16,6 @@
   const state = {
     session: null,
     list: null, // { items, cursor, query, total }
-    loaded: new Set(),
     settings: null,
     audit: [],
     current: null, // the conversation on screen
@@ -78,6 +77,7 @@
 
   const dateTime = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' });
   const timeOnly = new Intl.DateTimeFormat(undefined, { timeStyle: 'short' });
+  const withSeconds = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'medium' });
   const dayOnly = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeZone: 'UTC' });
 
   function timeEl(iso, format = dateTime) {
@@ -178,7 +178,6 @@
   /** Forgets everything shown for the previous session. */
   function resetData() {
     state.list = null;
-    state.loaded.clear();
     state.settings = null;
     state.audit = [];
     state.current = null;
@@ -251,8 +250,13 @@
     const shown = section === 'conversations' && arg ? 'transcript' : section;
     document.querySelectorAll('#main > section').forEach((s) => { s.hidden = s.id !== `section-${shown}`; });
     document.querySelectorAll('[data-nav]').forEach((a) => {
-      if (a.dataset.nav === section) a.setAttribute('aria-current', 'page');
-      else a.removeAttribute('aria-current');
+      if (a.dataset.nav === section) {
+        a.setAttribute('aria-current', 'page');
+        // On a narrow screen the navigation scrolls sideways: keep the current section in view.
+        a.scrollIntoView({ block: 'nearest', inline: 'nearest' });
+      } else {
+        a.removeAttribute('aria-current');
+      }
     });
     const loaders = { conversations: loadConversations, usage: loadUsage, settings: loadSettings, keys: loadKeys, users: loadUsers, audit: loadAudit, embed: loadEmbed, purge: () => {} };
     if (shown === 'transcript') openConversation(arg);
@@ -413,7 +417,6 @@
           $('conv-rows').querySelector(`tr[data-id="${CSS.escape(c.id)}"]`)?.remove();
           renderListSummary();
         }
-        state.loaded.delete('audit');
         announce('Conversation deleted.');
         location.hash = '#conversations';
       } catch (error) {
@@ -457,8 +460,6 @@
         form.reset();
         $('search-form').reset();
         state.list = null;
-        state.loaded.delete('usage');
-        state.loaded.delete('audit');
         const result = $('purge-result');
         result.replaceChildren(
           el('h3', { text: 'Purge complete' }),
@@ -467,9 +468,9 @@
         announce(`Purged ${plural(r.conversations, 'conversation', 'conversations')} and ${plural(r.messages, 'message', 'messages')}.`);
       } catch (error) {
         showError('purge-error', error);
-      } finally {
-        $('purge-button').disabled = true;
       }
+    }).then(() => {
+      $('purge-button').disabled = $('purge-confirm').value.trim() !== state.session?.tenant;
     });
   });
 
@@ -478,7 +479,6 @@
   async function loadUsage() {
     try {
       const u = await api('GET', '/v1/usage');
-      state.loaded.add('usage');
       const t = u.today || {};
       $('usage-day').textContent = `Today (${t.day || 'UTC'}, UTC). Stored now: ${plural(u.stored?.conversations ?? 0, 'conversation', 'conversations')}, ${plural(u.stored?.messages ?? 0, 'message', 'messages')}.`;
       const stat = (label, value) => el('div', { class: 'stat card' }, el('p', { class: 'stat-value', text: num(value) }), el('p', { class: 'stat-label', text: label }));
@@ -593,7 +593,6 @@
       try {
         state.settings = await api('PATCH', '/v1/settings', changes);
         fillSettings(state.settings);
-        state.loaded.delete('audit');
         announce(`Settings saved (${Object.keys(changes).join(', ').replace(/_/g, ' ')}).`);
       } catch (error) {
         const field = fieldNamedIn(error.message);
@@ -653,7 +652,6 @@
         busy(revoke, async () => {
           try {
             await api('DELETE', `/v1/api-keys/${encodeURIComponent(k.id)}`);
-            state.loaded.delete('audit');
             announce(`Key “${k.name}” revoked.`);
             await loadKeys();
           } catch (error) {
@@ -680,7 +678,6 @@
         $('new-key-value').textContent = created.key;
         $('new-key').hidden = false;
         form.reset();
-        state.loaded.delete('audit');
         announce('Key created. Copy it now: it is shown only once.');
         $('new-key').querySelector('.js-copy').focus();
         await loadKeys();
@@ -786,10 +783,10 @@
     const shown = state.audit.filter((e) => !filter || [e.action, e.actor, e.target || ''].some((f) => f.toLowerCase().includes(filter)));
     const LIMIT = 500;
     $('audit-rows').replaceChildren(...shown.slice(0, LIMIT).map((e) => el('tr', { 'data-action': e.action },
-      el('td', {}, timeEl(e.at)),
+      el('td', {}, timeEl(e.at, withSeconds)),
       el('td', {}, el('span', { class: `action ${actionKind(e.action)}`, text: e.action })),
-      el('td', { class: 'wrap', text: e.actor }),
-      el('td', { class: 'wrap' }, e.target ? el('code', { text: e.target }) : el('span', { class: 'muted', text: '—' })),
+      el('td', { text: e.actor }),
+      el('td', {}, e.target ? el('code', { text: e.target }) : el('span', { class: 'muted', text: '—' })),
       el('td', { class: 'wrap details', text: detailsText(e.details) }))));
     $('audit-summary').textContent = `${shown.length === state.audit.length ? num(shown.length) : `${num(shown.length)} of ${num(state.audit.length)}`} entries, newest first${shown.length > LIMIT ? `; the newest ${LIMIT} are shown (export CSV for all)` : ''}.`;
   }
@@ -840,9 +837,6 @@
     setTimeout(() => { button.textContent = label; }, 2000);
     announce('Copied to the clipboard.');
   });
-
-  // Downloads change the audit log too.
-  for (const id of ['export-ndjson', 'export-csv']) $(id).addEventListener('click', () => state.loaded.delete('audit'));
 
   // ---------- start ----------
 
