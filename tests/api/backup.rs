@@ -238,3 +238,75 @@ async fn verify_reports_a_damaged_tenant_file_and_exits_non_zero() {
     let alpha = files.iter().find(|f| f["file"] == "alpha.db").unwrap();
     assert_eq!(alpha["ok"], true, "{report}");
 }
+
+/// A `chatvault serve` process on the CLI's data directory; killed when dropped.
+struct Server(std::process::Child);
+
+impl Server {
+    fn start(cli: &Cli) -> Self {
+        use std::io::BufRead;
+        let mut child = Command::new(crate::cli::bin())
+            .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
+            .arg(cli.data_dir())
+            .env("CHATVAULT_MASTER_KEY", &cli.master_key)
+            .env_remove("CHATVAULT_LLM_BASE_URL")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert!(line.starts_with("listening on http://127.0.0.1:"), "{line}");
+        Self(child)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn backup_runs_beside_a_server_and_offline_maintenance_refuses_to() {
+    let cli = Cli::new();
+    create(&cli, "alpha");
+    seed(&cli, &[("alpha", "ALPHA-CANARY")]).await;
+    let alpha = key_of(&cli, "alpha");
+    let server = Server::start(&cli);
+
+    let out = cli.dir.path().join("online");
+    let report = cli.json(&["backup", "--out", out.to_str().unwrap()]);
+    assert_eq!(report["tenants"], 1);
+    assert_eq!(
+        count_with_sqlcipher3(&out.join("alpha.db"), &alpha, "ALPHA-CANARY"),
+        Some(1)
+    );
+    let from = out.to_str().unwrap();
+    for args in [
+        vec!["restore", "--from", from, "--force"],
+        vec!["key", "rotate"],
+        vec!["tenant", "rekey", "alpha"],
+    ] {
+        let mut command = Command::new(crate::cli::bin());
+        let output = command
+            .args(&args)
+            .arg("--data-dir")
+            .arg(cli.data_dir())
+            .env("CHATVAULT_MASTER_KEY", &cli.master_key)
+            .env("CHATVAULT_NEW_MASTER_KEY", "ab".repeat(32))
+            .output()
+            .unwrap();
+        let line = error_line(&output);
+        assert!(line.contains("server"), "{args:?}: {line}");
+    }
+    drop(server);
+    assert_eq!(
+        count_with_sqlcipher3(&cli.data_dir().join("alpha.db"), &alpha, "ALPHA-CANARY"),
+        Some(1),
+        "nothing was changed by the refused commands"
+    );
+}

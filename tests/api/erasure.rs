@@ -123,3 +123,35 @@ async fn erasing_a_conversation_through_the_vault_leaves_no_trace_either() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn deleting_a_conversation_through_the_api_leaves_no_trace_either() {
+    let app = spawn_app().await;
+    let (_widget, conversation) = store_canary(&app).await;
+    let client = reqwest::Client::new();
+    let url = app.http(&format!("/v1/conversations/{conversation}"));
+    let deleted = client
+        .delete(&url)
+        .bearer_auth(&app.acme.api_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 204);
+    assert_no_trace(&app).await;
+    let read = client
+        .get(&url)
+        .bearer_auth(&app.acme.api_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read.status(), 404);
+    let search = client
+        .get(app.http(&format!("/v1/conversations?q={CANARY}")))
+        .bearer_auth(&app.acme.api_key)
+        .send()
+        .await
+        .unwrap();
+    let page: serde_json::Value = search.json().await.unwrap();
+    assert_eq!(page["items"], json!([]), "{page}");
+    app.stop().await;
+}

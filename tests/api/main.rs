@@ -11,6 +11,7 @@ mod handshake;
 mod helpers;
 mod interop;
 mod pages;
+mod policy;
 mod portal_sessions;
 mod prompt_wrapping;
 mod redaction;
