@@ -1,6 +1,9 @@
 //! Typed server configuration. Every knob has a default that is safe for production; secrets
 //! are never held here, only where to find them (an environment variable's name).
 
+pub mod check;
+pub mod file;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -23,6 +26,13 @@ pub struct LlmConfig {
     /// Failures in a row that open the circuit breaker, and how long it stays open.
     pub breaker_threshold: u32,
     pub breaker_cooldown: Duration,
+}
+
+/// The certificate chain and private key (PEM files) for built-in TLS; reloaded on SIGHUP.
+#[derive(Clone, Debug)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 /// Everything `serve` needs besides the master key.
@@ -61,6 +71,8 @@ pub struct ServerConfig {
     pub session_idle: Duration,
     /// …and after this long in any case.
     pub session_absolute: Duration,
+    /// Serve HTTPS from these files instead of plain HTTP.
+    pub tls: Option<TlsFiles>,
 }
 
 impl Default for ServerConfig {
@@ -93,6 +105,7 @@ impl Default for ServerConfig {
             http_requests_per_minute: 1200,
             session_idle: Duration::from_secs(30 * 60),
             session_absolute: Duration::from_secs(12 * 3600),
+            tls: None,
         }
     }
 }

@@ -31,11 +31,11 @@ pub async fn run(global: &GlobalArgs, args: DemoArgs) -> Result<()> {
     let dir = DataDir::open(&global.data_dir)?;
     let master = demo_master_key(global, &dir)?;
     let serve = ServeArgs {
-        bind: args.bind,
+        bind: Some(args.bind),
         llm: args.llm,
-        trusted_proxies: Vec::new(),
-        max_open_tenants: 64,
-        handshakes_per_minute: 120,
+        max_open_tenants: Some(64),
+        handshakes_per_minute: Some(120),
+        ..ServeArgs::default()
     };
     let mut config = serve.config(global);
     config.demo = true;

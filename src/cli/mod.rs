@@ -1,6 +1,7 @@
 //! The command line (CONTRACT §2): argument types and dispatch. One file per subcommand.
 
 mod backup;
+mod config;
 pub mod demo;
 mod key;
 mod policy;
@@ -11,7 +12,7 @@ mod verify;
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::crypto::{MasterKey, MasterKeySource};
 use crate::datadir::DataDir;
@@ -51,6 +52,9 @@ pub struct GlobalArgs {
     /// Log format on stderr: text or json.
     #[arg(long, global = true, env = "CHATVAULT_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
+    /// True when `--data-dir` came from neither a flag nor the environment (a config file may set it).
+    #[arg(skip)]
+    pub data_dir_defaulted: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -73,6 +77,23 @@ pub enum Command {
     Verify,
     /// Privacy-policy paragraph that states the tenant's real settings.
     PolicySnippet { id: String },
+    /// Configuration checks.
+    #[command(subcommand)]
+    Config(config::ConfigCommand),
+}
+
+impl Cli {
+    /// Parses the process arguments, noting which values fell back to their defaults so a
+    /// configuration file can fill them (file < environment < flags).
+    pub fn try_parse_tracked() -> std::result::Result<Self, clap::Error> {
+        let matches = Self::command().try_get_matches()?;
+        let mut cli = Self::from_arg_matches(&matches)?;
+        cli.global.data_dir_defaulted = matches!(
+            matches.value_source("data_dir"),
+            None | Some(clap::parser::ValueSource::DefaultValue)
+        );
+        Ok(cli)
+    }
 }
 
 /// Runs a parsed command.
@@ -89,6 +110,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Restore(args) => restore::run(&cli.global, &out, args).await,
         Command::Verify => verify::run(&cli.global, &out).await,
         Command::PolicySnippet { id } => policy::run(&cli.global, &out, &id).await,
+        Command::Config(cmd) => config::run(&cli.global, &out, cmd).await,
     }
 }
 

@@ -3,6 +3,7 @@
 mod backup;
 mod abuse;
 mod cli;
+mod config;
 mod cost_caps;
 mod erasure;
 mod customer_api;
