@@ -47,6 +47,12 @@ async function conversationViaSocket(page, text) {
   return frames.find((f) => f.type === 'accepted').conversation;
 }
 
+/** YYYY-MM-DD of today (+ offset days) in local time, as a date input takes it. */
+function localDate(offset) {
+  const d = new Date(Date.now() + offset * 86_400_000);
+  return `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, '0')}-${String(d.getDate()).padStart(2, '0')}`;
+}
+
 async function signIn(page, { email, password }) {
   const form = page.locator('#signin-form');
   await form.getByLabel('Tenant ID').fill('demo');
@@ -130,6 +136,16 @@ test('an owner finds a widget conversation by a word, reads, exports and deletes
   await page.getByText('1 conversation matches your search.').waitFor();
   assert.equal(await rows.count(), 1);
   const id = await rows.first().getAttribute('data-id');
+
+  // The date filter: nothing from tomorrow on; today, it is found again.
+  await page.getByLabel('From', { exact: true }).fill(localDate(1));
+  await page.getByRole('button', { name: 'Search' }).click();
+  await page.getByText('No conversation matches.', { exact: false }).waitFor();
+  await page.getByLabel('From', { exact: true }).fill(localDate(0));
+  await page.getByLabel('To', { exact: true }).fill(localDate(0));
+  await page.getByRole('button', { name: 'Search' }).click();
+  await page.getByText('1 conversation matches your search.').waitFor();
+  assert.equal(await rows.first().getAttribute('data-id'), id);
 
   // The transcript: both roles, the visitor's markup shown as text.
   await rows.first().getByRole('link').click();
@@ -310,6 +326,27 @@ test('signing out ends the session; a wrong password gets a generic error', { ti
   await page.locator('#signin-form').getByLabel('Password').fill(NEW_PASSWORD);
   await page.getByRole('button', { name: 'Sign in' }).click();
   await page.getByRole('heading', { name: 'Conversations', level: 2 }).waitFor();
+  await page.close();
+});
+
+test('"Load more" pages through a long list without repeats', { timeout: 90_000 }, async () => {
+  const demo = await openPage(ctx, `${stack.origin}/`);
+  for (let i = 1; i <= 27; i++) await conversationViaSocket(demo, `Question number ${i} about camping stoves`);
+  const page = await openPage(ctx, `${stack.origin}/portal`);
+  const rows = page.locator('#conv-rows tr');
+  await rows.nth(24).waitFor();
+  assert.equal(await rows.count(), 25, 'one page of 25');
+  await page.getByText('25+ conversations, most recent first.').waitFor();
+  await page.getByRole('button', { name: 'Load more' }).click();
+  await rows.nth(27).waitFor();
+  assert.equal(await rows.count(), 28, '27 new ones and the member test\'s one');
+  await page.getByRole('button', { name: 'Load more' }).waitFor({ state: 'hidden' });
+  const ids = await rows.evaluateAll((trs) => trs.map((tr) => tr.dataset.id));
+  assert.equal(new Set(ids).size, 28, 'no conversation listed twice');
+  // Keyboard users land on the first newly loaded row.
+  assert.equal(await page.evaluate(() => document.activeElement.closest('tr')?.dataset.id), ids[25]);
+  assert.deepEqual(page.problems, []);
+  await demo.close();
   await page.close();
 });
 

@@ -149,6 +149,7 @@
   }
 
   function showPasswordView() {
+    $('password-username').value = state.session?.email || '';
     showView('password-view');
     $('password-current').focus();
   }
@@ -273,10 +274,16 @@
     const query = {};
     const q = $('search-q').value.trim();
     if (q) query.q = q;
-    if ($('search-from').value) query.from = $('search-from').value;
-    if ($('search-to').value) query.to = $('search-to').value;
+    // The date fields mean the user's own days: send the local midnights as exact instants.
+    const from = $('search-from').valueAsDate;
+    const to = $('search-to').valueAsDate;
+    if (from) query.from = localDay(from).toISOString();
+    if (to) query.to = new Date(localDay(to).getTime() + 86_400_000 - 1).toISOString();
     return query;
   }
+
+  /** `valueAsDate` is midnight UTC of the picked day; the same calendar day at local midnight. */
+  const localDay = (utc) => new Date(utc.getUTCFullYear(), utc.getUTCMonth(), utc.getUTCDate());
 
   function loadConversations(force = false) {
     if (state.list && !force) return Promise.resolve();
