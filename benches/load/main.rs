@@ -1,0 +1,102 @@
+//! Load benchmark (issue 8): the real gateway under WebSocket load, against a fake streaming LLM,
+//! with three baselines measured in the same run: (a) the same load straight to the fake LLM,
+//! (b) the same gateway storing into plain SQLite, (c) a bare tokio-tungstenite server sending
+//! the same frames. Plus 10,000 idle sockets → server RSS, and cold vs warm tenants among
+//! 10,000. Servers run as child processes of this binary so their RSS and CPU are their own.
+//!
+//! `cargo bench --bench load` (full) or `cargo bench --bench load -- --quick` (CI-size).
+//! Options: `--tokens N` (20), `--token-delay-us N` (0), `--connections N` (256),
+//! `--messages N`. Prints tables and writes `<target-dir>/bench/load.json`. Numbers only.
+
+#[path = "../support/stats.rs"]
+mod stats;
+
+mod children;
+mod client;
+mod roles;
+mod scenarios;
+
+use anyhow::Result;
+use serde_json::{Value, json};
+
+use roles::arg;
+
+/// What a run does; `--quick` shrinks every count.
+pub struct Plan {
+    pub tokens: usize,
+    pub token_delay_us: u64,
+    pub connections: usize,
+    pub messages: usize,
+    pub peak_tenants: usize,
+    pub idle_sockets: usize,
+    pub tenants: usize,
+    pub max_open: usize,
+    pub probes: usize,
+    pub dir: std::path::PathBuf,
+}
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(role) = args.iter().skip_while(|a| *a != "--role").nth(1) {
+        return roles::run(role, &args);
+    }
+    let quick = args.iter().any(|a| a == "--quick");
+    // `--only half|idle|cold`: the peak run (which the half-load run needs) plus that one.
+    let only = args
+        .iter()
+        .skip_while(|a| *a != "--only")
+        .nth(1)
+        .map(String::as_str);
+    let tmp = tempfile::tempdir()?;
+    let plan = Plan {
+        tokens: arg(&args, "--tokens", 20),
+        token_delay_us: arg(&args, "--token-delay-us", 0),
+        connections: arg(&args, "--connections", 256),
+        messages: arg(&args, "--messages", if quick { 4 } else { 20 }),
+        peak_tenants: 16,
+        idle_sockets: arg(&args, "--idle", if quick { 1_000 } else { 10_000 }),
+        tenants: arg(&args, "--tenants", if quick { 1_000 } else { 10_000 }),
+        max_open: 256,
+        probes: if quick { 100 } else { 500 },
+        dir: tmp.path().to_owned(),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let mode = if quick { "quick" } else { "full" };
+    println!("chatvault load benchmark ({mode})");
+    let machine = stats::machine();
+    let report = runtime.block_on(async {
+        let peak = scenarios::peak(&plan).await?;
+        let peak_rate = peak["gateway_sqlcipher"]["throughput"]
+            .as_f64()
+            .unwrap_or(0.0);
+        let half = if only.is_none_or(|o| o == "half") {
+            scenarios::half_load(&plan, peak_rate).await?
+        } else {
+            Value::Null
+        };
+        let idle = if only.is_none_or(|o| o == "idle") {
+            scenarios::idle(&plan).await?
+        } else {
+            Value::Null
+        };
+        let cold = if only.is_none_or(|o| o == "cold") {
+            scenarios::cold(&plan).await?
+        } else {
+            Value::Null
+        };
+        Ok::<_, anyhow::Error>(json!({
+            "benchmark": "load", "mode": mode, "machine": machine,
+            "plan": {"tokens": plan.tokens, "token_delay_us": plan.token_delay_us,
+                "connections": plan.connections, "messages": plan.messages,
+                "peak_tenants": plan.peak_tenants, "idle_sockets": plan.idle_sockets,
+                "tenants": plan.tenants, "max_open_tenants": plan.max_open, "probes": plan.probes},
+            "peak": peak, "half_load": half, "idle": idle, "cold": cold,
+        }))
+    })?;
+    scenarios::print_summary(&report);
+    let path = stats::write_report("load.json", &report)?;
+    println!("\nJSON: {}", path.display());
+    Ok(())
+}

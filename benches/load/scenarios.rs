@@ -1,0 +1,496 @@
+//! The scenarios of a load run, each returning its JSON and printing its table.
+
+use std::time::Duration;
+
+use anyhow::Result;
+use serde_json::{Value, json};
+
+use crate::Plan;
+use crate::children::{Process, Usage};
+use crate::client::{self, Load, Outcome};
+use crate::roles::ORIGIN;
+use crate::stats::{Summary, ms, verdict};
+
+const START_WAIT: Duration = Duration::from_secs(60);
+
+fn llm(plan: &Plan) -> Result<Process> {
+    let args = [
+        "--tokens".to_owned(),
+        plan.tokens.to_string(),
+        "--token-delay-us".to_owned(),
+        plan.token_delay_us.to_string(),
+    ];
+    Process::spawn("fake LLM", "llm", &args, START_WAIT)
+}
+
+/// Starts a chatvault server child with `tenants` tenants; returns it and the widget socket URLs.
+fn server(
+    plan: &Plan,
+    name: &str,
+    store: &str,
+    tenants: usize,
+    llm_url: &str,
+) -> Result<(Process, Vec<String>)> {
+    let data = plan.dir.join(name);
+    let keys = plan.dir.join(format!("{name}.keys"));
+    let args = [
+        "--store",
+        store,
+        "--tenants",
+        &tenants.to_string(),
+        "--llm",
+        llm_url,
+        "--max-open",
+        &plan.max_open.to_string(),
+        "--data",
+        &data.display().to_string(),
+        "--keys",
+        &keys.display().to_string(),
+    ]
+    .map(str::to_owned);
+    // Creating 10,000 tenants (a file, a DEK and catalog rows each) takes a while.
+    let process = Process::spawn(name, "server", &args, Duration::from_secs(900))?;
+    let urls = std::fs::read_to_string(&keys)?
+        .lines()
+        .map(|key| format!("ws://{}/v1/widget/ws?key={key}", process.addr))
+        .collect();
+    Ok((process, urls))
+}
+
+/// The latencies and totals of one run, as JSON and as a printed row.
+fn summarise(
+    name: &str,
+    outcome: &Outcome,
+    server: Option<(&Process, f64)>,
+    llm_cores: f64,
+) -> Value {
+    let pick = |f: fn(&client::Sample) -> Option<Duration>| {
+        Summary::of(outcome.samples.iter().filter_map(f).collect())
+    };
+    let (accepted, first, done) = (
+        pick(|s| s.accepted),
+        pick(|s| s.first_delta),
+        pick(|s| s.done),
+    );
+    let (rss, hwm, cores) = server.map_or((0, 0, 0.0), |(p, cores)| {
+        let (rss, hwm) = p.memory_kib();
+        (rss, hwm, cores)
+    });
+    println!(
+        "{name:<22} {:>6} {:>5} {:>9.0} {:>7.2} {:>7.2} {:>7.2} {:>7.2} {:>7.2} {:>7.2} {:>5.2} {:>5.2} {:>6.0}",
+        outcome.completed(),
+        outcome.errors.values().sum::<usize>(),
+        outcome.throughput(),
+        ms(accepted.p50),
+        ms(accepted.p99),
+        ms(first.p50),
+        ms(first.p99),
+        ms(done.p50),
+        ms(done.p99),
+        cores,
+        llm_cores,
+        rss as f64 / 1024.0,
+    );
+    if !outcome.errors.is_empty() {
+        println!("{:<22} errors: {:?}", "", outcome.errors);
+    }
+    json!({
+        "completed": outcome.completed(), "errors": outcome.errors, "wall_s": outcome.wall.as_secs_f64(),
+        "throughput": outcome.throughput(), "accepted": accepted.to_json(),
+        "first_delta": first.to_json(), "done": done.to_json(),
+        "server_cores": cores, "llm_cores": llm_cores,
+        "server_rss_mib": rss as f64 / 1024.0, "server_hwm_mib": hwm as f64 / 1024.0,
+    })
+}
+
+fn header(title: &str) {
+    println!("\n## {title}");
+    println!(
+        "{:<22} {:>6} {:>5} {:>9} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>5} {:>5} {:>6}",
+        "",
+        "done",
+        "errs",
+        "msg/s",
+        "acc50",
+        "acc99",
+        "1st50",
+        "1st99",
+        "done50",
+        "done99",
+        "srvCPU",
+        "llmCPU",
+        "RSS MiB"
+    );
+}
+
+/// Runs `load` through a widget-protocol server (gateway or echo) on fresh sockets.
+async fn through_sockets(
+    p: &Process,
+    urls: &[String],
+    origin: Option<&str>,
+    load: &Load,
+    llm: Option<&Process>,
+    name: &str,
+) -> Value {
+    let (sockets, mut handshake_errors) =
+        client::connect_many(urls, load.connections, origin, 64).await;
+    let (usage, llm_usage) = (Usage::start(p), llm.map(Usage::start));
+    let tag: String = name.chars().filter(char::is_ascii_alphanumeric).collect();
+    let mut outcome = client::run_sockets(sockets, load, &tag).await;
+    let cores = usage.cores(p);
+    let llm_cores = llm.zip(llm_usage).map_or(0.0, |(l, u)| u.cores(l));
+    outcome.errors.append(&mut handshake_errors);
+    summarise(name, &outcome, Some((p, cores)), llm_cores)
+}
+
+/// 20-token replies at 256 sockets, closed loop, no think time: the gateway at peak next to
+/// its three baselines.
+pub async fn peak(plan: &Plan) -> Result<Value> {
+    let load = Load {
+        connections: plan.connections,
+        messages: plan.messages,
+        think: Duration::ZERO,
+        pace: None,
+    };
+    header(&format!(
+        "Peak: {} sockets × {} submits, {}-token replies, {} µs/token, {} tenants (latencies in ms)",
+        load.connections, load.messages, plan.tokens, plan.token_delay_us, plan.peak_tenants
+    ));
+    let llm = llm(plan)?;
+    let usage = Usage::start(&llm);
+    let direct = client::run_direct(&llm.addr, &load).await?;
+    let direct = summarise("(a) direct to LLM", &direct, None, usage.cores(&llm));
+
+    let echo = Process::spawn(
+        "echo",
+        "echo",
+        &["--tokens".into(), plan.tokens.to_string()],
+        START_WAIT,
+    )?;
+    let echo_json = through_sockets(
+        &echo,
+        &[format!("ws://{}/", echo.addr)],
+        None,
+        &load,
+        None,
+        "(c) tungstenite echo",
+    )
+    .await;
+    drop(echo);
+
+    let mut runs = serde_json::Map::new();
+    for (name, store) in [("gateway_sqlcipher", "enc"), ("gateway_plain", "plain")] {
+        let (server, urls) = server(plan, name, store, plan.peak_tenants, &llm.addr)?;
+        let label = if store == "enc" {
+            "gateway (SQLCipher)"
+        } else {
+            "(b) gateway plain"
+        };
+        runs.insert(
+            name.into(),
+            through_sockets(&server, &urls, Some(ORIGIN), &load, Some(&llm), label).await,
+        );
+    }
+    let rate = |v: &Value| v["throughput"].as_f64().unwrap_or(0.0);
+    let (enc, plain) = (
+        rate(&runs["gateway_sqlcipher"]),
+        rate(&runs["gateway_plain"]),
+    );
+    let vs_direct = enc / rate(&direct).max(1e-9);
+    let vs_echo = enc / rate(&echo_json).max(1e-9);
+    let encryption_cost = 1.0 - enc / plain.max(1e-9);
+    println!(
+        "gateway / direct-to-LLM throughput = {vs_direct:.2} (target ≥ 0.50: {})",
+        verdict(vs_direct >= 0.5)
+    );
+    println!("gateway / echo floor throughput   = {vs_echo:.2}");
+    println!(
+        "encryption cost at load           = {:.1}% fewer msg/s than plain SQLite (target ≤ 15%: {})",
+        encryption_cost * 100.0,
+        verdict(encryption_cost <= 0.15)
+    );
+    runs.insert("direct".into(), direct);
+    runs.insert("echo".into(), echo_json);
+    runs.insert("ratios".into(), json!({
+        "gateway_over_direct": vs_direct, "gateway_over_echo": vs_echo,
+        "encryption_cost": encryption_cost,
+        "met_gateway_over_direct": vs_direct >= 0.5, "met_encryption_cost": encryption_cost <= 0.15,
+    }));
+    Ok(Value::Object(runs))
+}
+
+/// The same sockets paced to half of the gateway's peak rate: time to first delta through the
+/// gateway vs straight from the LLM.
+pub async fn half_load(plan: &Plan, peak_rate: f64) -> Result<Value> {
+    let rate = (peak_rate / 2.0).max(1.0);
+    let pace = Duration::from_secs_f64(plan.connections as f64 / rate);
+    let load = Load {
+        connections: plan.connections,
+        messages: plan.messages,
+        think: Duration::ZERO,
+        pace: Some(pace),
+    };
+    header(&format!(
+        "Half of peak: {rate:.0} msg/s offered ({} sockets, one submit per {:.0} ms each)",
+        plan.connections,
+        ms(pace)
+    ));
+    let llm = llm(plan)?;
+    let usage = Usage::start(&llm);
+    let direct = client::run_direct(&llm.addr, &load).await?;
+    let direct = summarise("(a) direct to LLM", &direct, None, usage.cores(&llm));
+    let (server, urls) = server(plan, "half_sqlcipher", "enc", plan.peak_tenants, &llm.addr)?;
+    let gateway = through_sockets(
+        &server,
+        &urls,
+        Some(ORIGIN),
+        &load,
+        Some(&llm),
+        "gateway (SQLCipher)",
+    )
+    .await;
+    let at = |v: &Value, q: &str| v["first_delta"][q].as_f64().unwrap_or(f64::NAN);
+    let (over50, over99) = (
+        at(&gateway, "p50_ms") - at(&direct, "p50_ms"),
+        at(&gateway, "p99_ms") - at(&direct, "p99_ms"),
+    );
+    println!(
+        "time-to-first-delta overhead: p50 +{over50:.2} ms (target ≤ 1: {}), p99 +{over99:.2} ms (target ≤ 5: {})",
+        verdict(over50 <= 1.0),
+        verdict(over99 <= 5.0)
+    );
+    Ok(json!({
+        "offered_rate": rate, "direct": direct, "gateway_sqlcipher": gateway,
+        "ttfd_overhead_p50_ms": over50, "ttfd_overhead_p99_ms": over99,
+        "met_p50": over50 <= 1.0, "met_p99": over99 <= 5.0,
+    }))
+}
+
+/// Soft limit on open files of this process.
+fn open_file_limit() -> usize {
+    std::fs::read_to_string("/proc/self/limits")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(3))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1024)
+}
+
+/// Many idle widget sockets: server RSS before and after.
+pub async fn idle(plan: &Plan) -> Result<Value> {
+    let limit = open_file_limit();
+    let count = plan.idle_sockets.min(limit.saturating_sub(200));
+    println!(
+        "\n## Idle sockets ({count} requested {}; open-file limit {limit})",
+        plan.idle_sockets
+    );
+    if count < plan.idle_sockets {
+        println!(
+            "  fewer sockets than asked: raise it with `ulimit -n {}`",
+            plan.idle_sockets + 1000
+        );
+    }
+    let (server, urls) = server(plan, "idle", "enc", 1, "http://127.0.0.1:9/v1")?;
+    let (before, _) = server.memory_kib();
+    let (sockets, errors) = client::connect_many(&urls, count, Some(ORIGIN), 100).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (after, hwm) = server.memory_kib();
+    let open = sockets.len();
+    let per_socket = (after.saturating_sub(before)) as f64 / open.max(1) as f64;
+    let rss_mib = after as f64 / 1024.0;
+    println!(
+        "open {open} (errors {errors:?}): server RSS {:.1} MiB before → {rss_mib:.1} MiB after (peak {:.1}), {per_socket:.1} KiB per socket, {} fds",
+        before as f64 / 1024.0,
+        hwm as f64 / 1024.0,
+        server.open_fds()
+    );
+    let scaled = before as f64 / 1024.0 + per_socket * 10_000.0 / 1024.0;
+    println!(
+        "target ≤ 150 MiB at 10,000 sockets: {} ({:.1} MiB{})",
+        verdict(scaled <= 150.0),
+        scaled,
+        if open < 10_000 { ", extrapolated" } else { "" }
+    );
+    drop(sockets);
+    Ok(json!({
+        "sockets": open, "errors": errors, "rss_before_mib": before as f64 / 1024.0, "rss_after_mib": rss_mib,
+        "hwm_mib": hwm as f64 / 1024.0, "kib_per_socket": per_socket, "rss_at_10k_mib": scaled,
+        "extrapolated": open < 10_000, "met": scaled <= 150.0,
+    }))
+}
+
+/// First message to a cold tenant (file closed, among many) vs a warm one; both on a new socket
+/// and a new conversation, so the only difference is opening the tenant file.
+pub async fn cold(plan: &Plan) -> Result<Value> {
+    println!(
+        "\n## {} tenants, open-file LRU {}: first message to a cold vs a warm tenant",
+        plan.tenants, plan.max_open
+    );
+    let llm = llm(plan)?;
+    let started = std::time::Instant::now();
+    let (server, urls) = server(plan, "cold", "enc", plan.tenants, &llm.addr)?;
+    println!(
+        "created {} tenants in {:.1} s",
+        urls.len(),
+        started.elapsed().as_secs_f64()
+    );
+    const WARM: usize = 32;
+    // Spread over every tenant outside the warm set, in a fixed shuffled order.
+    let spread: Vec<String> = (0..plan.probes)
+        .map(|i| urls[WARM + (i * 7919) % (urls.len() - WARM)].clone())
+        .collect();
+    let cold = probes(&spread, "cold").await;
+    let fds_after_spread = server.open_fds();
+    let warm_set: Vec<String> = urls[..WARM].to_vec();
+    probes(&warm_set, "warmup").await;
+    let warm_urls: Vec<String> = (0..plan.probes)
+        .map(|i| warm_set[i % WARM].clone())
+        .collect();
+    let warm = probes(&warm_urls, "warm").await;
+    let (c, w) = (Summary::of(cold.0), Summary::of(warm.0));
+    println!(
+        "{:<26} {:>6} {:>10} {:>10} {:>10}",
+        "submit→accepted (ms)", "n", "p50", "p95", "p99"
+    );
+    println!(
+        "{:<26} {:>6} {:>10.2} {:>10.2} {:>10.2}",
+        "cold tenant",
+        c.n,
+        ms(c.p50),
+        ms(c.p95),
+        ms(c.p99)
+    );
+    println!(
+        "{:<26} {:>6} {:>10.2} {:>10.2} {:>10.2}",
+        "warm tenant",
+        w.n,
+        ms(w.p50),
+        ms(w.p95),
+        ms(w.p99)
+    );
+    let over = ms(c.p50) - ms(w.p50);
+    println!(
+        "cold over warm p50 +{over:.2} ms (target ≤ 2: {}); server fds after the spread: {fds_after_spread}; errors {:?} / {:?}",
+        verdict(over <= 2.0),
+        cold.1,
+        warm.1
+    );
+    Ok(json!({
+        "tenants": urls.len(), "cold": c.to_json(), "warm": w.to_json(), "cold_over_warm_p50_ms": over,
+        "server_fds_after_spread": fds_after_spread, "errors_cold": cold.1, "errors_warm": warm.1,
+        "met": over <= 2.0,
+    }))
+}
+
+/// One new socket and one submit per URL, 8 at a time; the submit→accepted latencies.
+async fn probes(
+    urls: &[String],
+    tag: &str,
+) -> (Vec<Duration>, std::collections::BTreeMap<String, usize>) {
+    use futures_util::StreamExt;
+    let results: Vec<client::Sample> = futures_util::stream::iter(urls.iter().enumerate())
+        .map(|(i, url)| async move {
+            match client::connect(url, Some(ORIGIN)).await {
+                Ok(mut ws) => {
+                    client::exchange(
+                        &mut ws,
+                        &format!("{tag}-{i}"),
+                        "Is the store open on Sunday?",
+                    )
+                    .await
+                }
+                Err(_) => client::Sample {
+                    error: Some("handshake_failed".into()),
+                    ..Default::default()
+                },
+            }
+        })
+        .buffer_unordered(8)
+        .collect()
+        .await;
+    let mut errors = std::collections::BTreeMap::new();
+    for e in results.iter().filter_map(|s| s.error.clone()) {
+        *errors.entry(e).or_default() += 1;
+    }
+    (results.iter().filter_map(|s| s.accepted).collect(), errors)
+}
+
+/// The headline numbers, one line each, for the README table.
+pub fn print_summary(report: &Value) {
+    let peak = &report["peak"];
+    let f = |v: &Value| v.as_f64().unwrap_or(f64::NAN);
+    println!("\n## Summary (markdown, for the README)\n");
+    println!("| measure | result | target | verdict |\n|---|---|---|---|");
+    let row = |what: &str, result: String, target: &str, met: &Value| {
+        println!(
+            "| {what} | {result} | {target} | {} |",
+            verdict(met.as_bool().unwrap_or(false))
+        );
+    };
+    row(
+        "gateway throughput / direct-to-LLM (256 sockets, 20-token replies)",
+        format!(
+            "{:.0} / {:.0} msg/s = {:.2}",
+            f(&peak["gateway_sqlcipher"]["throughput"]),
+            f(&peak["direct"]["throughput"]),
+            f(&peak["ratios"]["gateway_over_direct"])
+        ),
+        "≥ 0.50",
+        &peak["ratios"]["met_gateway_over_direct"],
+    );
+    row(
+        "encryption cost at load (vs same gateway on plain SQLite)",
+        format!(
+            "{:.1}% ({:.0} vs {:.0} msg/s)",
+            100.0 * f(&peak["ratios"]["encryption_cost"]),
+            f(&peak["gateway_sqlcipher"]["throughput"]),
+            f(&peak["gateway_plain"]["throughput"])
+        ),
+        "≤ 15%",
+        &peak["ratios"]["met_encryption_cost"],
+    );
+    let half = &report["half_load"];
+    row(
+        "time-to-first-delta overhead p50 at half of peak",
+        format!("+{:.2} ms", f(&half["ttfd_overhead_p50_ms"])),
+        "≤ 1 ms",
+        &half["met_p50"],
+    );
+    row(
+        "time-to-first-delta overhead p99 at half of peak",
+        format!("+{:.2} ms", f(&half["ttfd_overhead_p99_ms"])),
+        "≤ 5 ms",
+        &half["met_p99"],
+    );
+    let idle = &report["idle"];
+    row(
+        &format!("server RSS with {} idle sockets", idle["sockets"]),
+        format!(
+            "{:.1} MiB ({:.1} KiB/socket)",
+            f(&idle["rss_after_mib"]),
+            f(&idle["kib_per_socket"])
+        ),
+        "≤ 150 MiB",
+        &idle["met"],
+    );
+    let cold = &report["cold"];
+    row(
+        &format!(
+            "cold tenant first message over warm ({} tenants)",
+            cold["tenants"]
+        ),
+        format!(
+            "+{:.2} ms p50 (cold {:.2}, warm {:.2})",
+            f(&cold["cold_over_warm_p50_ms"]),
+            f(&cold["cold"]["p50_ms"]),
+            f(&cold["warm"]["p50_ms"])
+        ),
+        "≤ 2 ms",
+        &cold["met"],
+    );
+    println!(
+        "| gateway / bare tungstenite echo (same frames) | {:.2} | — | — |",
+        f(&peak["ratios"]["gateway_over_echo"])
+    );
+}
