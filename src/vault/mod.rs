@@ -2,6 +2,7 @@
 //! purge and crypto-shredding delete. Every call reaches a tenant's file through that tenant's
 //! single [`WorkerHandle`], so writes and purges on one tenant are strictly ordered.
 
+pub mod history;
 mod erase;
 mod purge;
 mod rekey;
