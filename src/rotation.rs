@@ -67,7 +67,19 @@ pub fn rotate(
 /// Completes a rotation whose marker exists, or discards one that never reached it.
 /// Needs no key. Returns true when a rotation was completed.
 pub fn recover(dir: &DataDir) -> Result<bool> {
-    if dir.root().join(MARKER).exists() {
+    let marker = dir.root().join(MARKER).exists();
+    let leftovers = [dir.catalog_path(), dir.keyring_path()]
+        .iter()
+        .any(|path| next_path(path).exists());
+    if !marker && !leftovers {
+        return Ok(false);
+    }
+    // A rotation in progress holds the lock: its files are not leftovers. (A server holds it
+    // too, but a server only starts after this recovery has run.)
+    let Ok(_lock) = dir.lock_for_server() else {
+        return Ok(false);
+    };
+    if marker {
         roll_forward(dir)?;
         tracing::warn!("completed a master key rotation that was interrupted");
         return Ok(true);
@@ -206,5 +218,44 @@ fn remove_if_present(path: &Path) -> Result<()> {
     match std::fs::remove_file(path) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leftovers_are_kept_while_a_rotation_holds_the_directory_and_discarded_after() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = DataDir::open(tmp.path().join("tenants")).unwrap();
+        let leftover = next_path(&dir.keyring_path());
+        std::fs::write(&leftover, b"half-written").unwrap();
+        let lock = dir.lock_for_server().unwrap();
+        assert!(!recover(&dir).unwrap());
+        assert!(
+            leftover.exists(),
+            "another process's rotation is not disturbed"
+        );
+        drop(lock);
+        assert!(!recover(&dir).unwrap());
+        assert!(
+            !leftover.exists(),
+            "a rotation that never committed is discarded"
+        );
+    }
+
+    #[test]
+    fn a_committed_rotation_is_rolled_forward_without_any_key() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = DataDir::open(tmp.path().join("tenants")).unwrap();
+        std::fs::write(dir.keyring_path(), b"old").unwrap();
+        std::fs::write(format!("{}-wal", dir.keyring_path().display()), b"old wal").unwrap();
+        std::fs::write(next_path(&dir.keyring_path()), b"new").unwrap();
+        std::fs::write(dir.root().join(MARKER), b"").unwrap();
+        assert!(recover(&dir).unwrap());
+        assert_eq!(std::fs::read(dir.keyring_path()).unwrap(), b"new");
+        assert!(!PathBuf::from(format!("{}-wal", dir.keyring_path().display())).exists());
+        assert!(!dir.root().join(MARKER).exists());
     }
 }
