@@ -13,6 +13,12 @@ const AXE = fs.readFileSync(createRequire(import.meta.url).resolve('axe-core/axe
 const REPLY = 'Yes: our two-person tents ship within 2 days, and returns are free for 30 days.';
 const NEW_PASSWORD = 'quiet river lantern 42';
 const WORD = `zephyrtent${crypto.randomBytes(3).toString('hex')}`;
+/** Screenshots show the page, not a passing status message (hidden by class: the CSP refuses injected styles). */
+async function screenshot(page, name) {
+  await page.locator('#status').evaluate((n) => n.classList.remove('show'));
+  fs.mkdirSync(SCREENSHOTS, { recursive: true });
+  await page.screenshot({ path: path.join(SCREENSHOTS, name), animations: 'disabled' });
+}
 
 let stack;
 let ctx;
@@ -127,8 +133,7 @@ test('an owner finds a widget conversation by a word, reads, exports and deletes
   await assert.doesNotReject(rows.nth(3).waitFor());
   assert.equal(await rows.count(), 4);
   await page.getByText('4 conversations, most recent first.').waitFor();
-  fs.mkdirSync(SCREENSHOTS, { recursive: true });
-  await page.screenshot({ path: path.join(SCREENSHOTS, 'portal-list.png') });
+  await screenshot(page, 'portal-list.png');
 
   // Full-text search finds exactly the widget conversation.
   await page.getByLabel('Words in messages').fill(WORD);
@@ -158,7 +163,7 @@ test('an owner finds a widget conversation by a word, reads, exports and deletes
   assert.equal(await transcript.locator('b').count(), 0, 'conversation text is never HTML');
   assert.equal(await transcript.locator('.msg.assistant .msg-text').textContent(), REPLY);
   assert.equal(await page.locator('#transcript-id').textContent(), id);
-  await page.screenshot({ path: path.join(SCREENSHOTS, 'portal-transcript.png') });
+  await screenshot(page, 'portal-transcript.png');
 
   // Export (from the list): NDJSON and CSV carry the conversation.
   await page.getByRole('link', { name: 'All conversations' }).click();
@@ -367,7 +372,7 @@ test('axe-core finds no violations; the page works on a narrow screen and from t
   assert.ok(overflow <= 0, `no horizontal page scroll on a narrow screen (${overflow}px)`);
   await page.getByRole('link', { name: 'Usage', exact: true }).click();
   await page.getByRole('heading', { name: 'Usage', level: 2 }).waitFor();
-  await page.screenshot({ path: path.join(SCREENSHOTS, 'portal-narrow.png') });
+  await screenshot(page, 'portal-narrow.png');
   await page.setViewportSize({ width: 1280, height: 800 });
 
   // Keyboard: the skip link leads to the content; Enter on a nav link switches section and moves focus.

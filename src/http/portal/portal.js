@@ -15,7 +15,7 @@
 
   const state = {
     session: null,
-    list: null, // { items, cursor, query, total }
+    list: null, // { items, cursor, query }
     settings: null,
     audit: [],
     current: null, // the conversation on screen
@@ -96,7 +96,11 @@
     box.textContent = message;
     box.className = `toast show ${kind}`;
     clearTimeout(statusTimer);
-    statusTimer = setTimeout(() => { box.className = 'toast'; }, kind === 'error' ? 9000 : 5000);
+    statusTimer = setTimeout(() => {
+      box.className = 'toast';
+      // Once faded, leave nothing stale for a screen reader that walks the page.
+      statusTimer = setTimeout(() => { box.textContent = ''; }, 300);
+    }, kind === 'error' ? 9000 : 5000);
   }
 
   function showError(targetId, error) {
@@ -186,8 +190,8 @@
     for (const id of ['new-key', 'new-user', 'purge-result']) $(id).hidden = true;
     $('new-key-value').textContent = '';
     $('new-user-password').textContent = '';
-    $('search-form').reset();
-    $('purge-form').reset();
+    for (const id of ['transcript-started', 'transcript-count', 'transcript-id', 'list-summary', 'audit-summary', 'usage-day', 'embed-code']) $(id).textContent = '';
+    for (const id of ['search-form', 'purge-form', 'settings-form', 'key-form', 'user-form']) $(id).reset();
   }
 
   $('signin-form').addEventListener('submit', (event) => {
@@ -246,7 +250,9 @@
 
   function route(moveFocus = true) {
     if (!state.session || state.session.must_change_password) return;
-    const [name, arg] = decodeURIComponent(location.hash.slice(1)).split('/');
+    let hash = '';
+    try { hash = decodeURIComponent(location.hash.slice(1)); } catch { /* a mangled address opens the default section */ }
+    const [name, arg] = hash.split('/');
     const section = SECTIONS[name] && can(SECTIONS[name]) ? name : 'conversations';
     const shown = section === 'conversations' && arg ? 'transcript' : section;
     document.querySelectorAll('#main > section').forEach((s) => { s.hidden = s.id !== `section-${shown}`; });
@@ -352,6 +358,8 @@
     $('search-q').focus();
   });
 
+  $('conv-refresh').addEventListener('click', (event) => busy(event.currentTarget, () => loadConversations(true)));
+
   $('load-more').addEventListener('click', (event) => {
     const before = state.list.items.length;
     busy(event.currentTarget, async () => {
@@ -363,7 +371,9 @@
     });
   });
 
+  let openTicket = 0;
   async function openConversation(id) {
+    const ticket = ++openTicket;
     state.current = null;
     $('h-transcript').textContent = 'Conversation';
     $('transcript-messages').replaceChildren();
@@ -373,6 +383,7 @@
     showError('transcript-error', null);
     try {
       const c = await api('GET', `/v1/conversations/${encodeURIComponent(id)}`);
+      if (ticket !== openTicket) return; // another conversation was opened meanwhile
       state.current = c;
       $('h-transcript').textContent = `Conversation of ${dateTime.format(new Date(c.started_at))}`;
       $('transcript-started').replaceChildren(timeEl(c.started_at));
@@ -393,6 +404,7 @@
       $('transcript-messages').replaceChildren(...items);
       if (c.messages.length === 0) $('transcript-messages').append(el('li', { class: 'empty', text: 'This conversation has no messages.' }));
     } catch (error) {
+      if (ticket !== openTicket) return;
       $('h-transcript').textContent = 'Conversation not available';
       showError('transcript-error', error.status === 404 ? new ApiError(404, 'gone', 'This conversation does not exist any more') : error);
     }
@@ -546,7 +558,9 @@
     $('settings-readonly').hidden = !readOnly;
     $('settings-fieldset').disabled = readOnly;
     try {
-      fillSettings(await fetchSettings());
+      // Always fresh: another admin, or an API key, may have changed them since.
+      state.settings = await api('GET', '/v1/settings');
+      fillSettings(state.settings);
     } catch (error) {
       showError('settings-error', error);
     }
