@@ -30,6 +30,7 @@ pub const ORIGIN: &str = "https://acme.example";
 pub struct TestApp {
     pub addr: SocketAddr,
     pub data_dir: PathBuf,
+    pub master_key: MasterKey,
     pub store: Store,
     pub acme: CreatedTenant,
     pub llm: FakeLlm,
@@ -44,9 +45,14 @@ pub async fn spawn_app() -> TestApp {
 
 /// Starts the server with a tweaked configuration.
 pub async fn spawn_app_with(tweak: impl FnOnce(&mut ServerConfig)) -> TestApp {
-    capture_logs();
     let tmp = tempfile::tempdir().unwrap();
     let data_dir = tmp.path().join("tenants");
+    spawn_app_at(tmp, data_dir, tweak).await
+}
+
+/// Starts the server on a data directory the caller prepared (e.g. a small tmpfs).
+pub async fn spawn_app_at(tmp: tempfile::TempDir, data_dir: PathBuf, tweak: impl FnOnce(&mut ServerConfig)) -> TestApp {
+    capture_logs();
     let master_key = MasterKey::generate();
     let store = Store::open(DataDir::open(&data_dir).unwrap(), &master_key, 16).unwrap();
     let acme = create_tenant(&store, "acme", ORIGIN).await;
@@ -85,6 +91,7 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut ServerConfig)) -> TestApp {
     TestApp {
         addr,
         data_dir,
+        master_key,
         store,
         acme,
         llm,
