@@ -62,7 +62,9 @@ pub async fn backup(store: &Store, master: &MasterKey, out: &Path) -> Result<Bac
         match copied {
             Ok(()) => count += 1,
             // Deleted while the backup ran: it is rightly absent from the backup.
-            Err(Error::NotFound(_)) => {}
+            Err(_) if store.tenant(&id).await.is_err() => {
+                let _ = std::fs::remove_file(out.join(format!("{id}.db")));
+            }
             Err(e) => return Err(e),
         }
     }
