@@ -39,6 +39,8 @@ pub struct App {
     pub sessions: TaskTracker,
     /// When the retention sweeper last completed a pass.
     pub sweeper: crate::retention::Heartbeat,
+    /// Counters and histograms for `/metrics`.
+    pub metrics: crate::metrics::Metrics,
 }
 
 impl App {
@@ -56,6 +58,7 @@ impl App {
             webhooks,
             sockets: Arc::default(),
             sweeper: crate::retention::Heartbeat::new(),
+            metrics: crate::metrics::Metrics::default(),
         })
     }
 }

@@ -23,6 +23,7 @@
 //! - [`domain`] — parsed identifiers (tenant ids, origins, keys, conversation ids).
 //! - [`limits`] — bounded maps of per-key rate limiters.
 //! - [`webhooks`] — signed outgoing event deliveries with retries and a delivery log.
+//! - [`metrics`] — counters and histograms for `/metrics` (Prometheus text), kept per app.
 //! - [`config`], [`error`], [`telemetry`].
 
 pub mod app;
@@ -41,6 +42,7 @@ pub mod http;
 pub mod keyring;
 pub mod limits;
 pub mod llm;
+pub mod metrics;
 pub mod policy;
 pub mod redact;
 pub mod retention;

@@ -142,6 +142,7 @@ impl Session {
         let frame = match parse_client_frame(text) {
             Ok(frame) => frame,
             Err(e) => {
+                self.app.metrics.widget_error(e.code());
                 return send(
                     ws,
                     ServerFrame::error(e.code(), "that frame is not part of the widget protocol"),
@@ -219,6 +220,7 @@ impl Session {
         }) {
             let retry_after_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1);
             log_message(
+                &self.app.metrics,
                 &self.tenant,
                 self.ip,
                 Duration::ZERO,
@@ -238,7 +240,7 @@ impl Session {
         {
             // Many sockets resuming one conversation share its budget.
             let retry_after_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1);
-            log_message(&self.tenant, self.ip, Duration::ZERO, "refused", Some("rate_limited"));
+            log_message(&self.app.metrics, &self.tenant, self.ip, Duration::ZERO, "refused", Some("rate_limited"));
             let frame = ServerFrame::Error { code: "rate_limited", message: "too many messages; please wait a moment".into(), id: Some(id.to_string()), retry_after_ms: Some(retry_after_ms) };
             return send(ws, frame).await;
         }
@@ -272,12 +274,13 @@ impl Session {
                 existing_reply,
             }) => (conversation, token, message, history, existing_reply),
             Ok(Committed::TurnLimit) => {
-                log_message(&self.tenant, self.ip, started.elapsed(), "refused", Some("quota_exceeded"));
+                log_message(&self.app.metrics, &self.tenant, self.ip, started.elapsed(), "refused", Some("quota_exceeded"));
                 let message = "this conversation has reached its length limit; please start a new one";
                 return send(ws, ServerFrame::error_for(id.as_str(), "quota_exceeded", message)).await;
             }
             Ok(Committed::OverBudget { retry_after_ms }) => {
                 log_message(
+                    &self.app.metrics,
                     &self.tenant,
                     self.ip,
                     started.elapsed(),
@@ -295,6 +298,7 @@ impl Session {
             Err(e) => {
                 tracing::warn!(tenant = %self.tenant, error = %e, "could not store a visitor message");
                 log_message(
+                    &self.app.metrics,
                     &self.tenant,
                     self.ip,
                     started.elapsed(),
@@ -379,6 +383,9 @@ impl Session {
         };
         match step {
             Step::Delta(text) => {
+                if active.text.is_empty() {
+                    self.app.metrics.first_token(active.started.elapsed());
+                }
                 active.text.push_str(&text);
                 send(
                     ws,
@@ -407,6 +414,7 @@ impl Session {
                 // A reply cut off mid-stream is not stored: the visitor saw a partial answer
                 // marked as failed, and may retry the same submit id to get a whole one.
                 log_message(
+                    &self.app.metrics,
                     &self.tenant,
                     self.ip,
                     active.started.elapsed(),
@@ -449,7 +457,9 @@ impl Session {
             .await;
         match committed {
             Ok(message) => {
+                self.app.metrics.tokens(usage.0, usage.1);
                 log_message(
+                    &self.app.metrics,
                     &self.tenant,
                     self.ip,
                     active.started.elapsed(),
@@ -472,6 +482,7 @@ impl Session {
             Err(e) => {
                 tracing::warn!(tenant = %self.tenant, error = %e, "could not store a reply");
                 log_message(
+                    &self.app.metrics,
                     &self.tenant,
                     self.ip,
                     active.started.elapsed(),
@@ -690,6 +701,14 @@ async fn close(ws: &mut WebSocket, code: u16, reason: &'static str) -> Result<()
 }
 
 /// One line per message: tenant, client, duration, outcome, code. Never content.
-fn log_message(tenant: &TenantId, ip: IpAddr, took: Duration, outcome: &str, code: Option<&str>) {
+fn log_message(
+    metrics: &crate::metrics::Metrics,
+    tenant: &TenantId,
+    ip: IpAddr,
+    took: Duration,
+    outcome: &'static str,
+    code: Option<&'static str>,
+) {
+    metrics.message(outcome, code, took);
     tracing::info!(tenant = %tenant, client_ip = %ip, duration_ms = took.as_millis() as u64, outcome, code = code.unwrap_or(""), "widget message");
 }

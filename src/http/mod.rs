@@ -7,6 +7,7 @@ pub mod client_ip;
 pub mod extract;
 mod health;
 mod idempotency;
+pub mod observe;
 mod pages;
 pub mod server;
 mod portal;
@@ -39,6 +40,7 @@ pub fn router(app: AppState) -> Router {
     let mut router = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/metrics", get(observe::metrics))
         .route("/portal", get(portal::page))
         .route("/portal/portal.js", get(portal::script))
         .route("/portal/portal.css", get(portal::stylesheet))
@@ -52,6 +54,7 @@ pub fn router(app: AppState) -> Router {
     router
         .layer(limit_layer(request_limit))
         .layer(axum::middleware::map_response(security_headers))
+        .layer(axum::middleware::from_fn_with_state(app.clone(), observe::observe))
         .with_state(app)
 }
 

@@ -14,6 +14,7 @@ mod handshake;
 mod hostile;
 mod helpers;
 mod interop;
+mod metrics;
 mod knowledge;
 mod metrics;
 mod pages;
