@@ -324,6 +324,7 @@ test('signing out ends the session; a wrong password gets a generic error', { ti
   await page.getByRole('heading', { name: 'Conversations', level: 2 }).waitFor();
   await page.getByRole('button', { name: 'Sign out' }).click();
   await page.getByText('You have signed out.').waitFor();
+  assert.deepEqual(await axe(page), [], 'sign-in page');
   assert.equal(await page.evaluate(() => fetch('/v1/session').then((r) => r.status)), 401);
   assert.equal(await page.locator('#conv-rows tr').count(), 0, 'nothing of the session is left in the page');
   await signIn(page, { email: owner.email, password: 'not the password' });
@@ -364,6 +365,16 @@ test('axe-core finds no violations; the page works on a narrow screen and from t
     await page.waitForLoadState('networkidle');
     assert.deepEqual(await axe(page), [], `section ${section}`);
   }
+  await page.goto(`${stack.origin}/portal#conversations`);
+  await page.locator('#conv-rows tr a').first().click();
+  await page.locator('#transcript-messages .msg').first().waitFor();
+  assert.deepEqual(await axe(page), [], 'transcript');
+  await page.getByRole('button', { name: 'Delete conversation' }).click();
+  await page.getByRole('dialog').waitFor();
+  assert.deepEqual(await axe(page), [], 'confirmation dialog');
+  await page.keyboard.press('Escape');
+  await page.getByRole('dialog').waitFor({ state: 'hidden' });
+  assert.equal(await page.evaluate(() => document.activeElement.id), 'delete-conversation', 'focus returns to the button');
   // Narrow: nothing overflows sideways, the navigation still reaches every section.
   await page.setViewportSize({ width: 390, height: 800 });
   await page.goto(`${stack.origin}/portal#conversations`);
