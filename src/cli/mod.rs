@@ -3,6 +3,7 @@
 mod backup;
 mod config;
 pub mod demo;
+mod docs;
 mod key;
 mod policy;
 mod restore;
@@ -75,6 +76,9 @@ pub enum Command {
     Restore(restore::RestoreArgs),
     /// Integrity and cipher integrity check of every file.
     Verify,
+    /// A tenant's knowledge base: add and list documents.
+    #[command(subcommand)]
+    Docs(docs::DocsCommand),
     /// Privacy-policy paragraph that states the tenant's real settings.
     PolicySnippet { id: String },
     /// Configuration checks.
@@ -109,6 +113,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Backup(args) => backup::run(&cli.global, &out, args).await,
         Command::Restore(args) => restore::run(&cli.global, &out, args).await,
         Command::Verify => verify::run(&cli.global, &out).await,
+        Command::Docs(cmd) => docs::run(&cli.global, &out, cmd).await,
         Command::PolicySnippet { id } => policy::run(&cli.global, &out, &id).await,
         Command::Config(cmd) => config::run(&cli.global, &out, cmd).await,
     }

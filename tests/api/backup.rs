@@ -240,7 +240,10 @@ async fn verify_reports_a_damaged_tenant_file_and_exits_non_zero() {
 }
 
 /// A `chatvault serve` process on the CLI's data directory; killed when dropped.
-struct Server(std::process::Child);
+struct Server {
+    child: std::process::Child,
+    addr: String,
+}
 
 impl Server {
     fn start(cli: &Cli) -> Self {
@@ -259,14 +262,18 @@ impl Server {
             .read_line(&mut line)
             .unwrap();
         assert!(line.starts_with("listening on http://127.0.0.1:"), "{line}");
-        Self(child)
+        let addr = line
+            .trim()
+            .trim_start_matches("listening on http://")
+            .to_owned();
+        Self { child, addr }
     }
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -309,4 +316,108 @@ async fn backup_runs_beside_a_server_and_offline_maintenance_refuses_to() {
         Some(1),
         "nothing was changed by the refused commands"
     );
+}
+
+const CHECK_WITH_SQLCIPHER3: &str = r#"
+import sys
+import sqlcipher3
+conn = sqlcipher3.connect(sys.argv[1])
+conn.execute("PRAGMA key = \"x'%s'\"" % sys.argv[2])
+ok = conn.execute("PRAGMA integrity_check").fetchone()[0]
+bad = conn.execute("PRAGMA cipher_integrity_check").fetchall()
+count = conn.execute("SELECT count(*) FROM messages").fetchone()[0]
+print(ok, len(bad), count)
+"#;
+
+/// "ok 0 N": integrity_check, failing cipher pages, message count.
+fn check_with_sqlcipher3(path: &Path, key: &str) -> String {
+    let check = Command::new("python3")
+        .args(["-c", CHECK_WITH_SQLCIPHER3])
+        .arg(path)
+        .arg(key)
+        .output()
+        .unwrap();
+    let line = String::from_utf8_lossy(&check.stdout).trim().to_owned();
+    assert!(
+        check.status.success(),
+        "{line} {}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    line
+}
+
+#[tokio::test]
+async fn backups_taken_while_visitors_write_are_each_consistent() {
+    let cli = Cli::new();
+    let created = cli.json(&[
+        "tenant",
+        "create",
+        "alpha",
+        "--origin",
+        "https://shop.example",
+    ]);
+    let widget_key = created["widget_key"].as_str().unwrap().to_owned();
+    let alpha = key_of(&cli, "alpha");
+    let server = Server::start(&cli);
+    let writers: Vec<_> = (0..4)
+        .map(|socket| {
+            let url = format!("ws://{}/v1/widget/ws?key={widget_key}", server.addr);
+            tokio::spawn(async move {
+                use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+                let mut request = url.into_client_request().unwrap();
+                let origin = "https://shop.example".parse().unwrap();
+                request.headers_mut().insert("origin", origin);
+                let (ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+                let mut widget = crate::helpers::Widget { ws };
+                widget.next().await;
+                for n in 0..5 {
+                    let frames = widget
+                        .exchange(&format!("m{n}"), &format!("socket {socket} message {n}"))
+                        .await;
+                    assert_eq!(frames.last().unwrap()["type"], "done", "{frames:?}");
+                }
+            })
+        })
+        .collect();
+    let mut counts = Vec::new();
+    for round in 0..3 {
+        let out = cli.dir.path().join(format!("online-{round}"));
+        let path = out.to_str().unwrap().to_owned();
+        let report = tokio::task::spawn_blocking({
+            let cli_dir = cli.data_dir();
+            let key = cli.master_key.clone();
+            move || {
+                Command::new(crate::cli::bin())
+                    .args(["backup", "--json", "--out", &path, "--data-dir"])
+                    .arg(cli_dir)
+                    .env("CHATVAULT_MASTER_KEY", key)
+                    .output()
+                    .unwrap()
+            }
+        })
+        .await
+        .unwrap();
+        assert!(
+            report.status.success(),
+            "{}",
+            String::from_utf8_lossy(&report.stderr)
+        );
+        let line = check_with_sqlcipher3(&out.join("alpha.db"), &alpha);
+        let parts: Vec<&str> = line.split(' ').collect();
+        assert_eq!(parts[..2], ["ok", "0"], "backup {round}: {line}");
+        counts.push(parts[2].parse::<i64>().unwrap());
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    assert!(counts.windows(2).all(|w| w[0] <= w[1]), "{counts:?}");
+    let last = cli.dir.path().join("online-final");
+    cli.json(&["backup", "--out", last.to_str().unwrap()]);
+    // Every exchange ended in `done`: 20 visitor messages and 20 replies.
+    assert_eq!(
+        check_with_sqlcipher3(&last.join("alpha.db"), &alpha),
+        "ok 0 40"
+    );
+    drop(server);
 }
