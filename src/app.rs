@@ -33,6 +33,8 @@ pub struct App {
     pub shutdown: CancellationToken,
     /// Open widget sockets, in all and per client IP.
     pub sockets: Arc<crate::gateway::capacity::SocketCounter>,
+    /// The content-safety classifiers.
+    pub safety: crate::safety::Safety,
     /// Outgoing webhook events.
     pub webhooks: crate::webhooks::Webhooks,
     /// Widget sessions, so shutdown can wait for replies in flight.
@@ -46,6 +48,13 @@ pub struct App {
 impl App {
     pub fn new(store: Store, llm: Llm, config: ServerConfig) -> AppState {
         let webhooks = crate::webhooks::Webhooks::start(store.catalog.clone());
+        let safety = match &config.llm.base_url {
+            Some(base) => {
+                let key = std::env::var(&config.llm.api_key_env).ok().filter(|k| !k.is_empty());
+                crate::safety::Safety::with_endpoint(base, key, &config.llm.moderation_model)
+            }
+            None => crate::safety::Safety::default(),
+        };
         Arc::new(Self {
             store,
             llm,
@@ -56,6 +65,7 @@ impl App {
             shutdown: CancellationToken::new(),
             sessions: TaskTracker::new(),
             webhooks,
+            safety,
             sockets: Arc::default(),
             sweeper: crate::retention::Heartbeat::new(),
             metrics: crate::metrics::Metrics::default(),
@@ -73,8 +83,15 @@ pub async fn serve(
     let router = crate::http::router(app.clone());
     let janitor = tokio::spawn(evict_idle_limiters(app.clone()));
     let sweeper = tokio::spawn(crate::retention::run_sweeper(app.clone()));
+    let (tls, reloader) = match &app.config.tls {
+        Some(files) => {
+            let certs = crate::http::tls::CertStore::open(files)?;
+            (Some(certs.acceptor()?), Some(crate::http::tls::reload_on_sighup(certs)?))
+        }
+        None => (None, None),
+    };
     let stop = CancellationToken::new();
-    let transport = crate::http::server::run(listener, router, app.config.transport, stop.clone());
+    let transport = crate::http::server::run(listener, router, app.config.transport, tls, stop.clone());
     let token = app.shutdown.clone();
     let signal = async move {
         shutdown.await;
@@ -90,6 +107,9 @@ pub async fn serve(
         tracing::warn!("shutdown grace period ended with widget sessions still open");
     }
     janitor.abort();
+    if let Some(reloader) = reloader {
+        reloader.abort();
+    }
     sweeper.abort();
     Ok(())
 }

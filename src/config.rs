@@ -23,6 +23,8 @@ pub struct LlmConfig {
     pub api_key_env: String,
     pub timeouts: Timeouts,
     pub connect_timeout: Duration,
+    /// Moderation model for tenants whose safety mode is `endpoint` (same base URL and key).
+    pub moderation_model: String,
     /// Failures in a row that open the circuit breaker, and how long it stays open.
     pub breaker_threshold: u32,
     pub breaker_cooldown: Duration,
@@ -86,6 +88,7 @@ impl Default for ServerConfig {
                 api_key_env: "OPENAI_API_KEY".into(),
                 timeouts: Timeouts::default(),
                 connect_timeout: Duration::from_secs(5),
+                moderation_model: "omni-moderation-latest".into(),
                 breaker_threshold: 5,
                 breaker_cooldown: Duration::from_secs(30),
             },

@@ -10,6 +10,7 @@
 //! - [`store`] — the data directory as one value, and tenant create/purge/delete/export-key.
 //! - [`vault`] — per-tenant SQLCipher files: bounded open set, schema, repository functions, purge.
 //! - [`catalog`] — tenants, origins, widget and API keys, settings, the hash-chained audit log.
+//! - [`knowledge`] — the per-tenant knowledge base: documents reduced to text, passages, BM25 retrieval.
 //! - [`keyring`] — wrapped per-tenant DEKs; destroying one makes that tenant's bytes unreadable.
 //! - [`db`] — opening SQLCipher files with raw keys, migrations, the worker thread that owns a connection.
 //! - [`crypto`] — master key, DEK wrapping, HKDF key derivation, token hashing.
@@ -22,6 +23,7 @@
 //! - [`fault`] — crash injection points for tests (`CHATVAULT_FAULT`).
 //! - [`domain`] — parsed identifiers (tenant ids, origins, keys, conversation ids).
 //! - [`limits`] — bounded maps of per-key rate limiters.
+//! - [`safety`] — the optional content-safety floor (moderation endpoint or built-in).
 //! - [`webhooks`] — signed outgoing event deliveries with retries and a delivery log.
 //! - [`metrics`] — counters and histograms for `/metrics` (Prometheus text), kept per app.
 //! - [`config`], [`error`], [`telemetry`].
@@ -40,6 +42,7 @@ pub mod fault;
 pub mod gateway;
 pub mod http;
 pub mod keyring;
+pub mod knowledge;
 pub mod limits;
 pub mod llm;
 pub mod metrics;
@@ -47,6 +50,7 @@ pub mod policy;
 pub mod redact;
 pub mod retention;
 pub mod rotation;
+pub mod safety;
 pub mod store;
 pub mod telemetry;
 pub mod vault;

@@ -28,6 +28,8 @@ pub struct TenantSettings {
     pub daily_message_budget: u64,
     /// Visitor messages one conversation may hold; further submits get `quota_exceeded`.
     pub max_turns_per_conversation: u32,
+    /// The content-safety floor.
+    pub safety: crate::safety::SafetySettings,
     /// Where personal data in messages is replaced by placeholders: `off`, `before_llm`,
     /// `before_store` or `both`.
     pub redaction: Redaction,
@@ -47,6 +49,7 @@ impl Default for TenantSettings {
             max_reply_tokens: 512,
             daily_message_budget: 0,
             max_turns_per_conversation: 200,
+            safety: crate::safety::SafetySettings::default(),
             redaction: Redaction::Off,
         }
     }

@@ -13,6 +13,7 @@ use futures_util::stream::BoxStream;
 use super::frames::{ClientFrame, FrameMessage, Limits, ServerFrame, parse_client_frame};
 use super::reply::{self, Committed, Step};
 use crate::app::AppState;
+use crate::safety::Verdict;
 use crate::webhooks::Event;
 use crate::catalog::settings::TenantSettings;
 use crate::catalog::tenants::Tenant;
@@ -39,6 +40,8 @@ struct ActiveReply {
     prompt_estimate: u32,
     started: Instant,
     steps: BoxStream<'static, Step>,
+    /// Knowledge-base documents the prompt drew on, for the `done` frame.
+    sources: Vec<super::frames::Source>,
 }
 
 struct Session {
@@ -245,26 +248,53 @@ impl Session {
             return send(ws, frame).await;
         }
         let started = Instant::now();
+        let flags = match self.app.safety.check(&self.settings.safety, &pending.text).await {
+            Verdict::Pass { flags } => flags,
+            Verdict::Block { category } => {
+                log_message(&self.app.metrics, &self.tenant, self.ip, started.elapsed(), "refused", Some("content_blocked"));
+                let message = format!("this message was blocked by the site's content policy ({category})");
+                return send(ws, ServerFrame::error_for(id.as_str(), "content_blocked", message)).await;
+            }
+            Verdict::Unavailable => {
+                log_message(&self.app.metrics, &self.tenant, self.ip, started.elapsed(), "refused", Some("upstream_unavailable"));
+                return send(ws, ServerFrame::error_for(id.as_str(), "upstream_unavailable", "the safety check is unavailable; please try again")).await;
+            }
+        };
         let (conversation, settings, text) = (
             self.conversation.clone(),
             self.settings.clone(),
             pending.text.clone(),
         );
         let submit = id.clone();
+        let mut retrieved = crate::knowledge::Retrieved::default();
         let committed = self
             .app
             .store
             .vault
             .call(&self.tenant, move |conn| {
-                reply::commit_visitor_message(
+                let committed = reply::commit_visitor_message(
                     conn,
                     conversation.as_ref(),
                     &submit,
                     &text,
                     &settings,
-                )
+                )?;
+                if let Committed::Stored { message, existing_reply: None, .. } = &committed
+                    && !flags.is_empty()
+                {
+                    repo::set_flags(conn, message, &flags)?;
+                }
+                let found = match &committed {
+                    Committed::Stored { existing_reply: None, .. } => reply::retrieve_passages(conn, &text),
+                    _ => Default::default(),
+                };
+                Ok((committed, found))
             })
-            .await;
+            .await
+            .map(|(committed, found)| {
+                retrieved = found;
+                committed
+            });
         let (conversation, token, message, history, existing_reply) = match committed {
             Ok(Committed::Stored {
                 conversation,
@@ -357,6 +387,7 @@ impl Session {
             &self.app.config.llm.model,
             &history,
             &pending.text,
+            &retrieved.passages,
             self.app.config.history_budget_tokens,
         );
         let prompt_estimate = request
@@ -373,6 +404,7 @@ impl Session {
             prompt_estimate,
             started,
             steps: reply::reply_steps(self.app.llm.clone(), request),
+            sources: retrieved.sources.into_iter().map(|s| super::frames::Source { id: s.id, title: s.title, url: s.url }).collect(),
         });
         Ok(())
     }
@@ -437,6 +469,22 @@ impl Session {
     }
 
     async fn finish(&mut self, ws: &mut WebSocket, active: ActiveReply) -> Result<(), End> {
+        let mut reply_flags = Vec::new();
+        if self.settings.safety.check_replies {
+            // The reply already streamed; a blocked one is withheld (not stored) and the widget
+            // drops it on the error, as it does for a reply cut off mid-stream.
+            match self.app.safety.check(&self.settings.safety, &active.text).await {
+                Verdict::Pass { flags } => reply_flags = flags,
+                Verdict::Block { .. } => {
+                    log_message(&self.app.metrics, &self.tenant, self.ip, active.started.elapsed(), "withheld", Some("content_blocked"));
+                    return send(ws, ServerFrame::error_for(active.id.as_str(), "content_blocked", "the reply was withheld by the site's content policy")).await;
+                }
+                Verdict::Unavailable => {
+                    log_message(&self.app.metrics, &self.tenant, self.ip, active.started.elapsed(), "withheld", Some("upstream_unavailable"));
+                    return send(ws, ServerFrame::error_for(active.id.as_str(), "upstream_unavailable", "the safety check is unavailable; please try again")).await;
+                }
+            }
+        }
         let usage = active.usage.unwrap_or((
             active.prompt_estimate,
             crate::llm::prompt::estimate_tokens(&active.text),
@@ -452,7 +500,11 @@ impl Session {
             .store
             .vault
             .call(&self.tenant, move |conn| {
-                reply::commit_reply(conn, &conversation, &reply_to, &text, usage, redaction)
+                let message = reply::commit_reply(conn, &conversation, &reply_to, &text, usage, redaction)?;
+                if !reply_flags.is_empty() {
+                    repo::set_flags(conn, &message, &reply_flags)?;
+                }
+                Ok(message)
             })
             .await;
         match committed {
@@ -474,7 +526,7 @@ impl Session {
                     ServerFrame::Done {
                         id: active.id.to_string(),
                         message: message.to_string(),
-                        sources: Vec::new(),
+                        sources: active.sources.clone(),
                     },
                 )
                 .await

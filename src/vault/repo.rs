@@ -14,6 +14,9 @@ pub struct StoredMessage {
     pub role: Role,
     pub text: String,
     pub at: i64,
+    /// Advisory content-safety flags, when the tenant's floor raised any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flags: Option<Vec<String>>,
 }
 
 /// A message about to be stored.
@@ -143,8 +146,8 @@ pub fn recent_messages(
     limit: usize,
 ) -> Result<Vec<StoredMessage>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT id, role, text, at FROM (
-             SELECT seq, id, role, text, at FROM messages WHERE conversation_id = ?1
+        "SELECT id, role, text, at, flags FROM (
+             SELECT seq, id, role, text, at, flags FROM messages WHERE conversation_id = ?1
              ORDER BY seq DESC LIMIT ?2
          ) ORDER BY seq",
     )?;
@@ -169,6 +172,21 @@ pub fn conversation(conn: &Connection, id: &ConversationId) -> Result<Option<Con
             read_summary,
         )
         .optional()?)
+}
+
+/// Stores advisory safety flags beside a message.
+pub fn set_flags(conn: &Connection, message: &MessageId, flags: &[String]) -> Result<()> {
+    let json = serde_json::to_string(flags).unwrap_or_default();
+    conn.execute("UPDATE messages SET flags = ?2 WHERE id = ?1", params![message.as_str(), json])?;
+    Ok(())
+}
+
+/// A message's advisory safety flags, if any.
+pub fn flags_of(conn: &Connection, message: &str) -> Result<Option<Vec<String>>> {
+    let raw: Option<Option<String>> = conn
+        .query_row("SELECT flags FROM messages WHERE id = ?1", [message], |r| r.get(0))
+        .optional()?;
+    Ok(raw.flatten().and_then(|json| serde_json::from_str(&json).ok()))
 }
 
 /// How many visitor messages a conversation holds.
@@ -244,6 +262,8 @@ pub(crate) fn read_message(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredMe
         role: Role::parse(&role).unwrap_or(Role::Visitor),
         text: row.get(2)?,
         at: row.get(3)?,
+        // Queries that select a fifth column (`flags`) get the flags; others get none.
+        flags: row.get::<_, Option<String>>(4).ok().flatten().and_then(|json| serde_json::from_str(&json).ok()),
     })
 }
 

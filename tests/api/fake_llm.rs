@@ -39,6 +39,8 @@ pub enum Behavior {
 struct FakeState {
     requests: Mutex<Vec<Value>>,
     script: Mutex<VecDeque<Behavior>>,
+    moderation_down: std::sync::atomic::AtomicBool,
+    moderation_requests: std::sync::atomic::AtomicUsize,
 }
 
 /// A running fake.
@@ -56,6 +58,7 @@ impl FakeLlm {
         let state = Arc::new(FakeState::default());
         let router = Router::new()
             .route("/v1/chat/completions", post(complete))
+            .route("/v1/moderations", post(moderate))
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -74,6 +77,15 @@ impl FakeLlm {
     /// Every request body received so far.
     pub fn requests(&self) -> Vec<Value> {
         self.state.requests.lock().unwrap().clone()
+    }
+
+    /// Makes `/moderations` answer 503 (or recover).
+    pub fn set_moderation_down(&self, down: bool) {
+        self.state.moderation_down.store(down, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn moderation_requests(&self) -> usize {
+        self.state.moderation_requests.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     pub fn last_request(&self) -> Value {
@@ -112,6 +124,22 @@ async fn complete(State(state): State<Arc<FakeState>>, body: Bytes) -> Response 
             ([("content-type", "text/event-stream")], body).into_response()
         }
     }
+}
+
+/// Flags every category named as `FLAG:<category>` in the input.
+async fn moderate(State(state): State<Arc<FakeState>>, body: Bytes) -> Response {
+    state.moderation_requests.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    if state.moderation_down.load(std::sync::atomic::Ordering::SeqCst) {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "server_error", None);
+    }
+    let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let input = request["input"].as_str().unwrap_or_default();
+    let mut categories = serde_json::Map::new();
+    for category in ["harassment", "self-harm/intent", "sexual/minors", "violence", "illicit"] {
+        categories.insert(category.into(), json!(input.contains(&format!("FLAG:{category}"))));
+    }
+    let flagged = categories.values().any(|v| v == &json!(true));
+    axum::Json(json!({"id": "modr-fake", "model": "fake-moderation", "results": [{"flagged": flagged, "categories": categories, "category_scores": {}}]})).into_response()
 }
 
 fn chunk(content: &str) -> String {

@@ -124,7 +124,13 @@ fn conversation_json(c: &FullConversation) -> Value {
     let messages: Vec<Value> = c
         .messages
         .iter()
-        .map(|m| json!({"id": m.id, "role": m.role, "text": m.text, "at": format_time(m.at)}))
+        .map(|m| {
+            let mut message = json!({"id": m.id, "role": m.role, "text": m.text, "at": format_time(m.at)});
+            if let Some(flags) = &m.flags {
+                message["flags"] = json!(flags);
+            }
+            message
+        })
         .collect();
     json!({"id": c.id, "started_at": format_time(c.started_at), "messages": messages})
 }
