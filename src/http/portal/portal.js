@@ -415,7 +415,8 @@
     return el('li', { class: `msg ${visitor ? 'visitor' : 'assistant'}` },
       el('div', { class: 'msg-head' },
         el('span', { class: 'msg-role', text: visitor ? 'Visitor' : 'Assistant' }),
-        timeEl(m.at, timeOnly)),
+        timeEl(m.at, timeOnly),
+        ...(m.flags || []).map((f) => el('span', { class: 'msg-flag', text: `flagged: ${f}`, title: 'Advisory flag from the content-safety floor' }))),
       el('p', { class: 'msg-text', text: m.text }));
   }
 
