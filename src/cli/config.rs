@@ -1,7 +1,5 @@
-//! `chatvault config check [--config FILE]`: resolve the configuration as `serve` would (file,
-//! then environment) and list every problem, one per line; exit non-zero when there is any.
-
-use std::path::PathBuf;
+//! `chatvault config check [--config FILE] [serve options]`: resolve the configuration as `serve`
+//! would (file, environment, flags) and list every problem, one per line; exit non-zero when there is any.
 
 use clap::{Args, Subcommand};
 
@@ -15,20 +13,16 @@ pub enum ConfigCommand {
     Check(CheckArgs),
 }
 
+/// The same options as `serve`, so a command line can be checked as it would run.
 #[derive(Args, Debug)]
 pub struct CheckArgs {
-    /// TOML configuration file to check together with the environment.
-    #[arg(long, env = "CHATVAULT_CONFIG")]
-    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub serve: ServeArgs,
 }
 
 pub async fn run(global: &GlobalArgs, out: &Output, cmd: ConfigCommand) -> Result<()> {
     let ConfigCommand::Check(args) = cmd;
-    let serve = ServeArgs {
-        config: args.config,
-        ..ServeArgs::default()
-    };
-    let problems = serve.resolve(global).err().unwrap_or_default();
+    let problems = args.serve.resolve(global).err().unwrap_or_default();
     out.emit(
         serde_json::json!({ "ok": problems.is_empty(), "problems": problems }),
         || {

@@ -18,12 +18,10 @@ pub fn problems(config: &ServerConfig, master: &MasterKeySource) -> Vec<String> 
         ));
     }
     check_llm(config, &mut problems);
-    if let Some(tls) = &config.tls {
-        for (what, path) in [("tls.cert", &tls.cert), ("tls.key", &tls.key)] {
-            if let Err(e) = std::fs::metadata(path) {
-                problems.push(format!("{what}: cannot read {}: {e}", path.display()));
-            }
-        }
+    if let Some(tls) = &config.tls
+        && let Err(problem) = crate::http::tls::load(tls)
+    {
+        problems.push(problem);
     }
     let positive = [
         ("max_open_tenants", config.max_open_tenants),

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::cli::bin;
 
-fn master_key() -> String {
+pub fn master_key() -> String {
     let out = Command::new(bin())
         .args(["key", "generate"])
         .output()
