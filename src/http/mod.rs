@@ -10,6 +10,7 @@ mod idempotency;
 pub mod observe;
 mod pages;
 pub mod server;
+pub mod tls;
 mod portal;
 
 use std::sync::Arc;
@@ -51,6 +52,9 @@ pub fn router(app: AppState) -> Router {
     if app.config.demo {
         router = router.route("/", get(pages::demo_page));
     }
+    if app.config.tls.is_some() {
+        router = router.layer(axum::middleware::map_response(strict_transport_security));
+    }
     router
         .layer(limit_layer(request_limit))
         .layer(axum::middleware::map_response(security_headers))
@@ -89,6 +93,12 @@ fn limit_layer(config: IpLimit) -> GovernorLayer<ClientIpKey, governor::middlewa
         }
         _ => crate::error::Error::Unauthorized("the client address could not be determined".into()).into_response(),
     })
+}
+
+/// Served over TLS: browsers keep to HTTPS for this host for a year.
+async fn strict_transport_security(mut response: axum::response::Response) -> axum::response::Response {
+    response.headers_mut().insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000"));
+    response
 }
 
 async fn not_found() -> crate::error::Error {
