@@ -256,6 +256,36 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn a_parsed_tenant_id_is_always_a_safe_file_name(raw in ".{0,80}") {
+            if let Ok(id) = TenantId::parse(&raw) {
+                let s = id.as_str();
+                proptest::prop_assert!((2..=63).contains(&s.len()));
+                proptest::prop_assert!(s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'));
+                proptest::prop_assert!(!s.starts_with('-') && !s.contains("..") && !s.contains('/'));
+            }
+        }
+
+        #[test]
+        fn tenant_ids_of_the_allowed_shape_parse(raw in "[a-z0-9][a-z0-9-]{1,62}") {
+            proptest::prop_assume!(raw != "catalog" && raw != "keyring");
+            let id = TenantId::parse(&raw).unwrap();
+            proptest::prop_assert_eq!(id.as_str(), raw.as_str());
+        }
+
+        #[test]
+        fn keys_and_ids_parse_only_their_own_shape(raw in ".{0,80}") {
+            for parsed in [WidgetKey::parse(&raw).map(|k| k.to_string()), ConversationId::parse(&raw).map(|c| c.to_string())].into_iter().flatten() {
+                proptest::prop_assert_eq!(&parsed, &raw);
+                proptest::prop_assert!(parsed.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'));
+            }
+            if let Some(id) = SubmitId::parse(&raw) {
+                proptest::prop_assert!(id.as_str().len() <= 64);
+            }
+        }
+    }
+
     #[test]
     fn submit_ids_are_bounded_and_plain() {
         assert!(SubmitId::parse("abc_DEF-123").is_some());

@@ -169,3 +169,25 @@ pub fn revoke(conn: &Connection, tenant: &TenantId, id: &str) -> Result<bool> {
         params![id, tenant.as_str(), db::now_ms()],
     )? > 0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    proptest::proptest! {
+        #[test]
+        fn only_well_formed_tokens_parse(raw in ".{0,120}") {
+            if let Some((id, secret)) = parse_token(&raw) {
+                proptest::prop_assert_eq!(format!("cvk_{id}_{secret}"), raw.clone());
+                proptest::prop_assert!(id.len() == 12 && secret.len() == 64);
+            }
+        }
+
+        #[test]
+        fn generated_tokens_round_trip(_seed in 0u8..8) {
+            let key = NewApiKey::generate();
+            let token = key.token();
+            proptest::prop_assert_eq!(parse_token(&token), Some((key.id.as_str(), key.secret.as_str())));
+        }
+    }
+}
