@@ -44,6 +44,7 @@ pub async fn run(global: &GlobalArgs, args: DemoArgs) -> Result<()> {
     let addr = listener.local_addr()?;
     let origins = demo_origins(addr)?;
     ensure_demo_tenant(&store, &origins).await?;
+    super::demo_docs::seed(&store, &TenantId::parse(DEMO_TENANT)?).await?;
     let backend = if config.llm.base_url.is_some() {
         "your configured LLM"
     } else {

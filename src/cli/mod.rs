@@ -3,6 +3,7 @@
 mod backup;
 mod config;
 pub mod demo;
+mod demo_docs;
 mod docs;
 mod key;
 mod policy;

@@ -12,7 +12,8 @@ use crate::crypto;
 use crate::db;
 use crate::domain::{ConversationId, MessageId, Role, SubmitId, TenantId};
 use crate::error::Result;
-use crate::llm::prompt::{self, Nonce, PromptInput, Turn};
+use crate::knowledge;
+use crate::llm::prompt::{self, Nonce, Passage, PromptInput, Turn};
 use crate::llm::{ChatRequest, Llm, ReplyEvent, UpstreamError};
 use crate::redact::Redaction;
 use crate::vault::repo::{self, DailyUsage, Inserted, NewMessage, StoredMessage};
@@ -149,6 +150,15 @@ pub fn commit_reply(
     Ok(id)
 }
 
+/// The knowledge-base passages for a visitor's question (none when the tenant has no documents).
+/// A failed lookup is logged and answered without passages rather than refusing the message.
+pub fn retrieve_passages(conn: &Connection, question: &str) -> knowledge::Retrieved {
+    knowledge::retrieve(conn, question, knowledge::PASSAGE_BUDGET_TOKENS).unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "knowledge retrieval failed; answering without passages");
+        knowledge::Retrieved::default()
+    })
+}
+
 /// The upstream request for a visitor turn.
 pub fn build_request(
     tenant: &TenantId,
@@ -157,6 +167,7 @@ pub fn build_request(
     default_model: &str,
     history: &[StoredMessage],
     text: &str,
+    passages: &[Passage],
     history_budget: u32,
 ) -> ChatRequest {
     let redaction = settings.redaction;
@@ -171,7 +182,7 @@ pub fn build_request(
     let input = PromptInput {
         tenant_prompt: &settings.system_prompt,
         history: &turns,
-        passages: &[],
+        passages,
         new_text: &text,
         history_budget_tokens: history_budget,
     };

@@ -203,9 +203,8 @@ fn open_tenant(
     let entry = keyring.get_blocking(tenant)?;
     let path = dir.tenant_path(tenant);
     if entry.purge_pending {
-        // The key was replaced before the crash, so whatever file is there is unreadable.
-        datadir::remove_files(dir.move_to_trash(&path)?);
-        let mut conn = open_file(&path, &entry.dek, OpenMode::CreateIfMissing)?;
+        // The key was replaced before the crash; keep the carried knowledge base if it is there.
+        let mut conn = purge::finish_interrupted(dir, &path, &entry.dek, open_file)?;
         db::migrate(&mut conn, schema::MIGRATIONS)?;
         keyring.clear_pending_blocking(tenant)?;
         return Ok(conn);

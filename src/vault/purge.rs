@@ -1,6 +1,12 @@
 //! Instant purge and delete. Both destroy the tenant's DEK first; after that the old bytes are
 //! unreadable, so moving the file set aside and unlinking it later costs nothing that grows with
-//! the amount of data.
+//! the amount of conversations.
+//!
+//! A purge keeps the knowledge base: before the key is switched, the documents are copied into
+//! the replacement file (`<tenant>.db-carry`, under the new DEK), which then takes the old
+//! file's place. Only that copy costs time, and it grows with the documents, not the history.
+
+use std::path::{Path, PathBuf};
 
 use rusqlite::Connection;
 use rusqlite::config::DbConfig;
@@ -13,6 +19,7 @@ use crate::db::{self, OpenMode};
 use crate::domain::TenantId;
 use crate::error::Result;
 use crate::keyring::Keyring;
+use crate::knowledge;
 
 /// What a purge removed.
 #[derive(Clone, Copy, Debug, Serialize, PartialEq)]
@@ -68,11 +75,18 @@ fn replace_file(
 ) -> Result<PurgeReport> {
     let totals = repo::totals(conn)?;
     let dek = DbKey::generate();
+    let path = dir.tenant_path(tenant);
+    let carry = carry_path(&path);
+    // A carry file left by a purge that failed before its key switch is unreadable: drop it.
+    datadir::remove_files(dir.move_to_trash(&carry)?);
+    carry_documents(conn, &carry, &dek, open_file)?;
+    // From here on the carry file is complete, so a crash is finished by `finish_interrupted`.
     keyring.replace_for_purge_blocking(tenant, &dek)?;
     close_without_checkpoint(conn)?;
-    let path = dir.tenant_path(tenant);
     let moved = dir.move_to_trash(&path)?;
-    let mut fresh = open_file(&path, &dek, OpenMode::CreateIfMissing)?;
+    std::fs::rename(&carry, &path)?;
+    datadir::sync_dir(dir.root())?;
+    let mut fresh = open_file(&path, &dek, OpenMode::Existing)?;
     db::migrate(&mut fresh, schema::MIGRATIONS)?;
     *conn = fresh;
     keyring.clear_pending_blocking(tenant)?;
@@ -82,6 +96,42 @@ fn replace_file(
         messages: totals.messages,
         purged_at: db::now_ms(),
     })
+}
+
+/// Where a purge builds the tenant's replacement file. Not `*.db`, so nothing takes it for a
+/// tenant file.
+fn carry_path(path: &Path) -> PathBuf {
+    PathBuf::from(format!("{}-carry", path.display()))
+}
+
+/// Creates the replacement file under `dek` holding the current knowledge base, and closes it
+/// (a clean close checkpoints it into one self-contained file).
+fn carry_documents(conn: &Connection, carry: &Path, dek: &DbKey, open_file: super::OpenFile) -> Result<()> {
+    let mut fresh = open_file(carry, dek, OpenMode::CreateIfMissing)?;
+    db::migrate(&mut fresh, schema::MIGRATIONS)?;
+    let tx = fresh.transaction()?;
+    knowledge::repo::copy_all(conn, &tx)?;
+    tx.commit()?;
+    fresh.close().map_err(|(_, e)| e)?;
+    Ok(())
+}
+
+/// Completes a purge that a crash interrupted after its key switch (the keyring's pending mark):
+/// the file at `path` is then either the old one (unreadable under the new key), or already the
+/// carried replacement; or the replacement still waits at the carry path.
+pub(super) fn finish_interrupted(dir: &DataDir, path: &Path, dek: &DbKey, open_file: super::OpenFile) -> Result<Connection> {
+    let carry = carry_path(path);
+    if carry.exists() {
+        datadir::remove_files(dir.move_to_trash(path)?);
+        std::fs::rename(&carry, path)?;
+        datadir::sync_dir(dir.root())?;
+        return open_file(path, dek, OpenMode::Existing);
+    }
+    if let Ok(conn) = open_file(path, dek, OpenMode::Existing) {
+        return Ok(conn);
+    }
+    datadir::remove_files(dir.move_to_trash(path)?);
+    open_file(path, dek, OpenMode::CreateIfMissing)
 }
 
 /// Closes the connection (leaving a read-only in-memory placeholder in its place) without the

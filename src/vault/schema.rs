@@ -65,4 +65,43 @@ END;
 CREATE TRIGGER conversations_after_delete AFTER DELETE ON conversations BEGIN
     UPDATE totals SET conversations = conversations - 1 WHERE id = 1;
 END;
-"#];
+"#,
+    // 1 → 2: the knowledge base. Passages keep a copy of their document's title so the index
+    // can weight it; `secure-delete` again makes a deleted passage leave no tokens behind.
+    r#"
+CREATE TABLE documents (
+    seq        INTEGER PRIMARY KEY,
+    id         TEXT NOT NULL UNIQUE,
+    title      TEXT NOT NULL,
+    url        TEXT,
+    format     TEXT NOT NULL CHECK (format IN ('text', 'markdown', 'html')),
+    -- the reduced text (what passages were cut from), for previews
+    text       TEXT NOT NULL,
+    chars      INTEGER NOT NULL,
+    created_at INTEGER NOT NULL
+);
+
+CREATE TABLE passages (
+    seq          INTEGER PRIMARY KEY,
+    document_seq INTEGER NOT NULL REFERENCES documents (seq) ON DELETE CASCADE,
+    ord          INTEGER NOT NULL,
+    title        TEXT NOT NULL,
+    text         TEXT NOT NULL,
+    UNIQUE (document_seq, ord)
+);
+
+CREATE VIRTUAL TABLE passages_fts USING fts5 (
+    title, text, content = 'passages', content_rowid = 'seq',
+    tokenize = 'porter unicode61 remove_diacritics 2'
+);
+INSERT INTO passages_fts (passages_fts, rank) VALUES ('secure-delete', 1);
+
+CREATE TRIGGER passages_after_insert AFTER INSERT ON passages BEGIN
+    INSERT INTO passages_fts (rowid, title, text) VALUES (NEW.seq, NEW.title, NEW.text);
+END;
+CREATE TRIGGER passages_after_delete AFTER DELETE ON passages BEGIN
+    INSERT INTO passages_fts (passages_fts, rowid, title, text)
+        VALUES ('delete', OLD.seq, OLD.title, OLD.text);
+END;
+"#,
+];

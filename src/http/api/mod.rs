@@ -3,6 +3,7 @@
 
 mod account;
 mod conversations;
+mod documents;
 mod session;
 mod webhooks;
 
@@ -33,6 +34,8 @@ pub fn router(app: AppState) -> Router<AppState> {
         .route("/v1/tenant", delete(session::delete_tenant))
         .route("/v1/webhook", put(webhooks::set).get(webhooks::get).delete(webhooks::remove))
         .route("/v1/webhook/deliveries", get(webhooks::deliveries))
+        .route("/v1/documents", post(documents::upload).get(documents::list).delete(documents::purge))
+        .route("/v1/documents/{id}", get(documents::get).delete(documents::delete_one))
         .layer(axum::middleware::from_fn_with_state(app, crate::http::idempotency::replay_or_record))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::map_response(no_store))
