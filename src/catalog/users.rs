@@ -124,6 +124,16 @@ pub fn set_password(conn: &Connection, tenant: &TenantId, email: &str, password_
     Ok(())
 }
 
+/// Replaces a user's password with a one-time one (must be changed at the next sign-in) and ends
+/// their sessions.
+pub fn reset_password(conn: &Connection, tenant: &TenantId, email: &str, password_hash: &str) -> Result<bool> {
+    conn.execute("DELETE FROM sessions WHERE tenant_id = ?1 AND email = ?2", [tenant.as_str(), email])?;
+    Ok(conn.execute(
+        "UPDATE users SET password_hash = ?3, must_change_password = 1 WHERE tenant_id = ?1 AND email = ?2",
+        params![tenant.as_str(), email, password_hash],
+    )? > 0)
+}
+
 pub fn remove(conn: &Connection, tenant: &TenantId, email: &str) -> Result<bool> {
     conn.execute("DELETE FROM sessions WHERE tenant_id = ?1 AND email = ?2", [tenant.as_str(), email])?;
     Ok(conn.execute("DELETE FROM users WHERE tenant_id = ?1 AND email = ?2", [tenant.as_str(), email])? > 0)

@@ -58,7 +58,33 @@ pub async fn run(global: &GlobalArgs, args: DemoArgs) -> Result<()> {
         "demo page: {}/  (open it in a browser and press the chat button)",
         origins[0]
     );
+    let (email, password) = demo_portal_login(&store).await?;
+    eprintln!(
+        "portal: {}/portal  tenant: {DEMO_TENANT}  e-mail: {email}  one-time password: {password}",
+        origins[0]
+    );
     serve_until_signal(store, config, listener).await
+}
+
+/// The demo owner's portal login: a fresh one-time password at every start (only its hash is kept).
+async fn demo_portal_login(store: &Store) -> Result<(String, String)> {
+    use crate::catalog::users::{self, Role};
+    let id = TenantId::parse(DEMO_TENANT)?;
+    let email = "owner@demo.example".to_owned();
+    let password = users::generate_password();
+    let plain = password.clone();
+    let hash = crate::store::blocking(move || users::hash_password(&plain)).await?;
+    let address = email.clone();
+    store
+        .catalog
+        .call(move |c| {
+            if !users::reset_password(c, &id, &address, &hash)? {
+                users::insert(c, &id, &address, Role::Owner, &hash)?;
+            }
+            Ok(())
+        })
+        .await?;
+    Ok((email, password))
 }
 
 /// The operator's key if one is configured, else the demo key file (created 0600 on first run).

@@ -295,3 +295,43 @@ fn user_add_prints_a_one_time_password() {
     assert!(error_line(&cli.run(&["user", "add", "acme", "ann@acme.example", "--role", "admin"])).contains("already exists"));
     assert!(error_line(&cli.run(&["user", "add", "nope", "bob@acme.example", "--role", "admin"])).contains("not found"));
 }
+
+#[tokio::test]
+async fn demo_needs_no_configuration_and_prints_a_working_portal_login() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(bin())
+        .args(["demo", "--bind", "127.0.0.1:0"])
+        .current_dir(dir.path())
+        .env_remove("CHATVAULT_MASTER_KEY")
+        .env_remove("CHATVAULT_MASTER_KEY_FILE")
+        .env_remove("CHATVAULT_DATA_DIR")
+        .env_remove("CHATVAULT_LLM_BASE_URL")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let addr = line.trim().strip_prefix("listening on http://").unwrap().to_owned();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+    let portal = stderr.by_ref().map_while(Result::ok).find(|l| l.starts_with("portal: ")).expect("a portal line");
+    // Keep draining the server's stderr so its log writes never hit a closed pipe.
+    std::thread::spawn(move || stderr.for_each(drop));
+    let password = portal.split("one-time password: ").nth(1).unwrap().trim().to_owned();
+    assert_eq!(mode(&dir.path().join("tenants/demo-master.key")), 0o600);
+
+    let page = reqwest::get(format!("http://{addr}/")).await.unwrap().text().await.unwrap();
+    assert!(page.contains("/widget.js") && page.contains("data-key=\"wk_"), "the sample page embeds the widget");
+    let login = reqwest::Client::new()
+        .post(format!("http://{addr}/v1/session"))
+        .json(&serde_json::json!({"tenant": "demo", "email": "owner@demo.example", "password": password}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 200);
+    assert_eq!(login.json::<Value>().await.unwrap()["must_change_password"], true);
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
