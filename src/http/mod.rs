@@ -8,6 +8,7 @@ pub mod extract;
 mod health;
 mod idempotency;
 pub mod observe;
+mod openapi;
 mod pages;
 pub mod server;
 pub mod tls;
@@ -42,6 +43,7 @@ pub fn router(app: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(observe::metrics))
+        .route("/v1/openapi.json", get(openapi::document))
         .route("/portal", get(portal::page))
         .route("/portal/portal.js", get(portal::script))
         .route("/portal/portal.css", get(portal::stylesheet))

@@ -16,6 +16,7 @@ mod helpers;
 mod interop;
 mod knowledge;
 mod metrics;
+mod openapi;
 mod pages;
 mod policy;
 mod portal_sessions;
