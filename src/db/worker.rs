@@ -7,6 +7,7 @@
 
 use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
 use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 use tokio::sync::oneshot;
@@ -89,6 +90,17 @@ impl Worker {
     where
         F: FnOnce() -> Result<Connection> + Send + 'static,
     {
+        Self::spawn_gathering(name, Duration::ZERO, open)
+    }
+
+    /// [`spawn`](Self::spawn), but while writes are arriving together (the previous batch held
+    /// more than one job) a batch waits up to `gather` after its first job for more to join it
+    /// (still at most [`MAX_BATCH`]): fewer, larger commits under load. A lone write on an idle
+    /// worker never waits, and every caller still hears back only after its commit.
+    pub fn spawn_gathering<F>(name: String, gather: Duration, open: F) -> Result<WorkerHandle>
+    where
+        F: FnOnce() -> Result<Connection> + Send + 'static,
+    {
         let (tx, rx) = mpsc::channel();
         let failure = Arc::new(OnceLock::new());
         let thread_failure = failure.clone();
@@ -96,7 +108,7 @@ impl Worker {
             .name(name)
             .stack_size(256 * 1024)
             .spawn(move || match open() {
-                Ok(conn) => serve(conn, rx),
+                Ok(conn) => serve(conn, rx, gather),
                 Err(e) => {
                     let _ = thread_failure.set(e.to_string());
                     fail_all(rx, &e.to_string());
@@ -181,8 +193,10 @@ where
     Box::new(Call { f, tx })
 }
 
-fn serve(mut conn: Connection, rx: Receiver<Msg>) {
+fn serve(mut conn: Connection, rx: Receiver<Msg>, gather: Duration) {
+    let mut busy = false;
     while let Ok(first) = rx.recv() {
+        let deadline = Instant::now() + if busy { gather } else { Duration::ZERO };
         let mut batch = Vec::new();
         let mut exclusive = None;
         match first {
@@ -190,17 +204,32 @@ fn serve(mut conn: Connection, rx: Receiver<Msg>) {
             Msg::Exclusive(job) => exclusive = Some(job),
         }
         while exclusive.is_none() && batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(Msg::Batch(job)) => batch.push(job),
-                Ok(Msg::Exclusive(job)) => exclusive = Some(job),
-                Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+            match next_queued(&rx, deadline) {
+                Some(Msg::Batch(job)) => batch.push(job),
+                Some(Msg::Exclusive(job)) => exclusive = Some(job),
+                None => break,
             }
         }
+        busy = batch.len() > 1;
         if !batch.is_empty() {
             run_batch(&conn, batch);
         }
         if let Some(job) = exclusive {
             job(&mut conn);
+        }
+    }
+}
+
+/// The next queued message, waiting for one until `deadline` at most.
+fn next_queued(rx: &Receiver<Msg>, deadline: Instant) -> Option<Msg> {
+    match rx.try_recv() {
+        Ok(msg) => Some(msg),
+        Err(TryRecvError::Disconnected) => None,
+        Err(TryRecvError::Empty) => {
+            let left = deadline.saturating_duration_since(Instant::now());
+            (!left.is_zero())
+                .then(|| rx.recv_timeout(left).ok())
+                .flatten()
         }
     }
 }
