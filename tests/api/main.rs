@@ -9,6 +9,7 @@ mod crash;
 mod disk_full;
 mod erasure;
 mod customer_api;
+mod deploy;
 mod fake_llm;
 mod handshake;
 mod hostile;
