@@ -200,7 +200,11 @@ pub async fn serve_until_signal(
         .with_breaker(config.llm.breaker_threshold, config.llm.breaker_cooldown);
     let addr = listener.local_addr()?;
     tracing::info!(%addr, backend = llm.backend_name(), "server starting");
-    let scheme = if config.tls.is_some() { "https" } else { "http" };
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     println!("listening on {scheme}://{addr}");
     let _ = std::io::stdout().flush();
     let app = App::new(store, llm, config);
