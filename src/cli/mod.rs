@@ -11,6 +11,8 @@ mod restore;
 mod serve;
 mod tenant;
 mod verify;
+mod user;
+mod audit;
 
 use std::path::PathBuf;
 
@@ -85,6 +87,12 @@ pub enum Command {
     /// Configuration checks.
     #[command(subcommand)]
     Config(config::ConfigCommand),
+    /// Portal users.
+    #[command(subcommand)]
+    User(user::UserCommand),
+    /// Audit log checks.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
 }
 
 impl Cli {
@@ -117,6 +125,8 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Docs(cmd) => docs::run(&cli.global, &out, cmd).await,
         Command::PolicySnippet { id } => policy::run(&cli.global, &out, &id).await,
         Command::Config(cmd) => config::run(&cli.global, &out, cmd).await,
+        Command::User(cmd) => user::run(&cli.global, &out, cmd).await,
+        Command::Audit(cmd) => audit::run(&cli.global, &out, cmd).await,
     }
 }
 
