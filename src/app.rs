@@ -50,7 +50,9 @@ impl App {
         let webhooks = crate::webhooks::Webhooks::start(store.catalog.clone());
         let safety = match &config.llm.base_url {
             Some(base) => {
-                let key = std::env::var(&config.llm.api_key_env).ok().filter(|k| !k.is_empty());
+                let key = std::env::var(&config.llm.api_key_env)
+                    .ok()
+                    .filter(|k| !k.is_empty());
                 crate::safety::Safety::with_endpoint(base, key, &config.llm.moderation_model)
             }
             None => crate::safety::Safety::default(),
@@ -86,12 +88,16 @@ pub async fn serve(
     let (tls, reloader) = match &app.config.tls {
         Some(files) => {
             let certs = crate::http::tls::CertStore::open(files)?;
-            (Some(certs.acceptor()?), Some(crate::http::tls::reload_on_sighup(certs)?))
+            (
+                Some(certs.acceptor()?),
+                Some(crate::http::tls::reload_on_sighup(certs)?),
+            )
         }
         None => (None, None),
     };
     let stop = CancellationToken::new();
-    let transport = crate::http::server::run(listener, router, app.config.transport, tls, stop.clone());
+    let transport =
+        crate::http::server::run(listener, router, app.config.transport, tls, stop.clone());
     let token = app.shutdown.clone();
     let signal = async move {
         shutdown.await;

@@ -49,7 +49,10 @@ impl<K: Hash + Eq + Clone> KeyedLimiters<K> {
 
     /// Checks the key's per-minute limiter (created on first use, or anew when its rate changed).
     pub fn check(&self, key: &K, per_minute: u32) -> Result<(), Duration> {
-        self.check_quota(key, Quota::per_minute(NonZeroU32::new(per_minute.max(1)).unwrap_or(NonZeroU32::MIN)))
+        self.check_quota(
+            key,
+            Quota::per_minute(NonZeroU32::new(per_minute.max(1)).unwrap_or(NonZeroU32::MIN)),
+        )
     }
 
     /// Checks the key's limiter for an arbitrary quota.
@@ -69,7 +72,11 @@ impl<K: Hash + Eq + Clone> KeyedLimiters<K> {
                 last_used: now,
             });
             if entry.quota != quota {
-                *entry = Entry { quota, limiter: Arc::new(RateLimiter::direct(quota)), last_used: now };
+                *entry = Entry {
+                    quota,
+                    limiter: Arc::new(RateLimiter::direct(quota)),
+                    last_used: now,
+                };
             }
             entry.last_used = now;
             entry.limiter.clone()
@@ -118,23 +125,38 @@ pub struct FailureWindow<K> {
 
 impl<K: Hash + Eq + Clone> FailureWindow<K> {
     pub fn new(max: usize, window: Duration, capacity: usize) -> Self {
-        Self { failures: Mutex::new(HashMap::new()), max: max.max(1), window, capacity: capacity.max(1) }
+        Self {
+            failures: Mutex::new(HashMap::new()),
+            max: max.max(1),
+            window,
+            capacity: capacity.max(1),
+        }
     }
 
     /// `Err(wait)` while the key is blocked.
     pub fn check(&self, key: &K) -> Result<(), Duration> {
-        let mut failures = self.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let Some(times) = failures.get_mut(key) else { return Ok(()) };
+        let mut failures = self
+            .failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Some(times) = failures.get_mut(key) else {
+            return Ok(());
+        };
         times.retain(|t| t.elapsed() < self.window);
         match times.first() {
-            Some(oldest) if times.len() >= self.max => Err(self.window.saturating_sub(oldest.elapsed())),
+            Some(oldest) if times.len() >= self.max => {
+                Err(self.window.saturating_sub(oldest.elapsed()))
+            }
             _ => Ok(()),
         }
     }
 
     /// Records one failure for the key.
     pub fn record(&self, key: &K) {
-        let mut failures = self.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut failures = self
+            .failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if !failures.contains_key(key) && failures.len() >= self.capacity {
             let window = self.window;
             failures.retain(|_, times| times.last().is_some_and(|t| t.elapsed() < window));
@@ -149,7 +171,10 @@ impl<K: Hash + Eq + Clone> FailureWindow<K> {
 
     /// Drops keys with no failure left in the window; run on a timer.
     pub fn evict_idle(&self) {
-        let mut failures = self.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut failures = self
+            .failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let window = self.window;
         failures.retain(|_, times| times.last().is_some_and(|t| t.elapsed() < window));
     }

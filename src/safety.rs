@@ -38,15 +38,24 @@ pub struct SafetySettings {
 
 impl Default for SafetySettings {
     fn default() -> Self {
-        Self { mode: SafetyMode::Off, block: vec!["sexual/minors".into()], fail_closed: true, check_replies: false }
+        Self {
+            mode: SafetyMode::Off,
+            block: vec!["sexual/minors".into()],
+            fail_closed: true,
+            check_replies: false,
+        }
     }
 }
 
 /// The outcome of a check.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Verdict {
-    Pass { flags: Vec<String> },
-    Block { category: String },
+    Pass {
+        flags: Vec<String>,
+    },
+    Block {
+        category: String,
+    },
     /// The classifier failed and the tenant fails closed.
     Unavailable,
 }
@@ -72,8 +81,16 @@ impl Safety {
         if let Some(key) = api_key {
             config = config.with_api_key(key);
         }
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap_or_default();
-        Self { endpoint: Some(Arc::new(Endpoint { client: Client::with_config(config).with_http_client(http), model: model.to_owned() })) }
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .unwrap_or_default();
+        Self {
+            endpoint: Some(Arc::new(Endpoint {
+                client: Client::with_config(config).with_http_client(http),
+                model: model.to_owned(),
+            })),
+        }
     }
 
     /// Classifies `text` under the tenant's settings.
@@ -89,14 +106,18 @@ impl Safety {
         match flagged {
             Ok(flags) => decide(settings, flags),
             Err(()) if settings.fail_closed => Verdict::Unavailable,
-            Err(()) => Verdict::Pass { flags: vec![UNAVAILABLE_FLAG.to_owned()] },
+            Err(()) => Verdict::Pass {
+                flags: vec![UNAVAILABLE_FLAG.to_owned()],
+            },
         }
     }
 }
 
 fn decide(settings: &SafetySettings, flags: Vec<String>) -> Verdict {
     match flags.iter().find(|f| settings.block.contains(f)) {
-        Some(category) => Verdict::Block { category: category.clone() },
+        Some(category) => Verdict::Block {
+            category: category.clone(),
+        },
         None => Verdict::Pass { flags },
     }
 }
@@ -112,7 +133,11 @@ impl Endpoint {
             }
         };
         let categories = response["results"][0]["categories"].as_object().ok_or(())?;
-        Ok(categories.iter().filter(|(_, v)| v.as_bool() == Some(true)).map(|(k, _)| k.clone()).collect())
+        Ok(categories
+            .iter()
+            .filter(|(_, v)| v.as_bool() == Some(true))
+            .map(|(k, _)| k.clone())
+            .collect())
     }
 }
 
@@ -120,12 +145,35 @@ impl Endpoint {
 /// text. It catches the obvious; for real coverage use an endpoint.
 pub fn builtin_flags(text: &str) -> Vec<String> {
     const RULES: &[(&str, &[&str])] = &[
-        ("self-harm/intent", &["kill myself", "end my life", "want to die", "commit suicide"]),
-        ("harassment/threatening", &["i will kill you", "i'm going to kill you", "im going to kill you"]),
-        ("illicit/violent", &["how to make a bomb", "build a pipe bomb"]),
+        (
+            "self-harm/intent",
+            &[
+                "kill myself",
+                "end my life",
+                "want to die",
+                "commit suicide",
+            ],
+        ),
+        (
+            "harassment/threatening",
+            &[
+                "i will kill you",
+                "i'm going to kill you",
+                "im going to kill you",
+            ],
+        ),
+        (
+            "illicit/violent",
+            &["how to make a bomb", "build a pipe bomb"],
+        ),
         ("sexual/minors", &["child porn", "underage nudes"]),
     ];
-    let normalised = text.to_lowercase().split_whitespace().collect::<Vec<_>>().join(" ").replace('’', "'");
+    let normalised = text
+        .to_lowercase()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .replace('’', "'");
     RULES
         .iter()
         .filter(|(_, phrases)| phrases.iter().any(|p| normalised.contains(p)))
@@ -138,12 +186,19 @@ mod tests {
     use super::*;
 
     fn settings(mode: SafetyMode, block: &[&str], fail_closed: bool) -> SafetySettings {
-        SafetySettings { mode, block: block.iter().map(|s| (*s).to_owned()).collect(), fail_closed, check_replies: false }
+        SafetySettings {
+            mode,
+            block: block.iter().map(|s| (*s).to_owned()).collect(),
+            fail_closed,
+            check_replies: false,
+        }
     }
 
     #[tokio::test]
     async fn off_passes_everything_unflagged() {
-        let verdict = Safety::default().check(&settings(SafetyMode::Off, &[], true), "I want to die").await;
+        let verdict = Safety::default()
+            .check(&settings(SafetyMode::Off, &[], true), "I want to die")
+            .await;
         assert_eq!(verdict, Verdict::Pass { flags: vec![] });
     }
 
@@ -151,17 +206,47 @@ mod tests {
     async fn builtin_blocks_only_the_configured_categories_and_flags_the_rest() {
         let s = settings(SafetyMode::Builtin, &["illicit/violent"], true);
         let safety = Safety::default();
-        assert_eq!(safety.check(&s, "Tell me HOW TO  make a bomb").await, Verdict::Block { category: "illicit/violent".into() });
-        assert_eq!(safety.check(&s, "some days I want to die").await, Verdict::Pass { flags: vec!["self-harm/intent".into()] });
-        assert_eq!(safety.check(&s, "where is my order #4411?").await, Verdict::Pass { flags: vec![] });
+        assert_eq!(
+            safety.check(&s, "Tell me HOW TO  make a bomb").await,
+            Verdict::Block {
+                category: "illicit/violent".into()
+            }
+        );
+        assert_eq!(
+            safety.check(&s, "some days I want to die").await,
+            Verdict::Pass {
+                flags: vec!["self-harm/intent".into()]
+            }
+        );
+        assert_eq!(
+            safety.check(&s, "where is my order #4411?").await,
+            Verdict::Pass { flags: vec![] }
+        );
     }
 
     #[tokio::test]
     async fn an_unreachable_endpoint_fails_closed_or_open_as_chosen_never_silently() {
         let safety = Safety::with_endpoint("http://127.0.0.1:9/v1", None, "m");
-        assert_eq!(safety.check(&settings(SafetyMode::Endpoint, &[], true), "hi").await, Verdict::Unavailable);
-        assert_eq!(safety.check(&settings(SafetyMode::Endpoint, &[], false), "hi").await, Verdict::Pass { flags: vec![UNAVAILABLE_FLAG.into()] });
+        assert_eq!(
+            safety
+                .check(&settings(SafetyMode::Endpoint, &[], true), "hi")
+                .await,
+            Verdict::Unavailable
+        );
+        assert_eq!(
+            safety
+                .check(&settings(SafetyMode::Endpoint, &[], false), "hi")
+                .await,
+            Verdict::Pass {
+                flags: vec![UNAVAILABLE_FLAG.into()]
+            }
+        );
         let none = Safety::default();
-        assert_eq!(none.check(&settings(SafetyMode::Endpoint, &[], true), "hi").await, Verdict::Unavailable, "no endpoint configured");
+        assert_eq!(
+            none.check(&settings(SafetyMode::Endpoint, &[], true), "hi")
+                .await,
+            Verdict::Unavailable,
+            "no endpoint configured"
+        );
     }
 }

@@ -150,15 +150,30 @@ impl Store {
     }
 
     /// Adds a portal user with a one-time password (returned once; must be changed at first login).
-    pub async fn add_user(&self, id: &TenantId, email: &str, role: crate::catalog::users::Role, actor: &str) -> Result<String> {
+    pub async fn add_user(
+        &self,
+        id: &TenantId,
+        email: &str,
+        role: crate::catalog::users::Role,
+        actor: &str,
+    ) -> Result<String> {
         use crate::catalog::users;
         self.tenant(id).await?;
         let password = users::generate_password();
         let plain = password.clone();
         let hash = blocking(move || users::hash_password(&plain)).await?;
         let (tenant, address) = (id.clone(), email.to_owned());
-        self.catalog.call(move |c| users::insert(c, &tenant, &address, role, &hash)).await?;
-        self.audit(id, actor, "user.added", Some(email), serde_json::json!({ "role": role.as_str() })).await?;
+        self.catalog
+            .call(move |c| users::insert(c, &tenant, &address, role, &hash))
+            .await?;
+        self.audit(
+            id,
+            actor,
+            "user.added",
+            Some(email),
+            serde_json::json!({ "role": role.as_str() }),
+        )
+        .await?;
         Ok(password)
     }
 

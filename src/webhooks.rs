@@ -18,13 +18,25 @@ use crate::domain::TenantId;
 /// Events waiting beyond this are dropped (and logged): a slow receiver cannot grow memory.
 const QUEUE: usize = 10_000;
 /// Attempts per delivery, with the pauses before each retry.
-const BACKOFF: [Duration; 3] = [Duration::from_secs(1), Duration::from_secs(4), Duration::from_secs(16)];
+const BACKOFF: [Duration; 3] = [
+    Duration::from_secs(1),
+    Duration::from_secs(4),
+    Duration::from_secs(16),
+];
 
 /// Something that happened that a tenant may want to hear about.
 #[derive(Clone, Debug)]
 pub enum Event {
-    Message { conversation: String, message: String, role: &'static str, at: i64, text: String },
-    Erased { conversation: String },
+    Message {
+        conversation: String,
+        message: String,
+        role: &'static str,
+        at: i64,
+        text: String,
+    },
+    Erased {
+        conversation: String,
+    },
 }
 
 impl Event {
@@ -37,7 +49,13 @@ impl Event {
 
     fn payload(&self, delivery: &str, tenant: &TenantId, include_content: bool) -> Value {
         let data = match self {
-            Event::Message { conversation, message, role, at, text } => {
+            Event::Message {
+                conversation,
+                message,
+                role,
+                at,
+                text,
+            } => {
                 let mut message = json!({"id": message, "role": role, "at": db::format_time(*at)});
                 if include_content {
                     message["text"] = json!(text);
@@ -74,45 +92,90 @@ impl Webhooks {
 
 /// `t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>." + body)>`.
 pub fn signature(secret: &str, timestamp: u64, body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
     mac.update(format!("{timestamp}.").as_bytes());
     mac.update(body);
-    format!("t={timestamp},v1={}", hex::encode(mac.finalize().into_bytes()))
+    format!(
+        "t={timestamp},v1={}",
+        hex::encode(mac.finalize().into_bytes())
+    )
 }
 
 async fn deliver_all(catalog: Catalog, mut rx: mpsc::Receiver<(TenantId, Event)>) {
-    let client = match reqwest::Client::builder().timeout(Duration::from_secs(10)).redirect(reqwest::redirect::Policy::none()).build() {
+    let client = match reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+    {
         Ok(client) => client,
         Err(e) => return tracing::error!(error = %e, "webhooks disabled: no HTTP client"),
     };
     while let Some((tenant, event)) = rx.recv().await {
         let lookup = tenant.clone();
-        let Ok(Some(endpoint)) = catalog.call(move |c| webhooks::get(c, &lookup)).await else { continue };
+        let Ok(Some(endpoint)) = catalog.call(move |c| webhooks::get(c, &lookup)).await else {
+            continue;
+        };
         // Deliveries run concurrently so one slow receiver does not hold up the others.
-        tokio::spawn(deliver(catalog.clone(), client.clone(), tenant, endpoint, event));
+        tokio::spawn(deliver(
+            catalog.clone(),
+            client.clone(),
+            tenant,
+            endpoint,
+            event,
+        ));
     }
 }
 
-async fn deliver(catalog: Catalog, client: reqwest::Client, tenant: TenantId, endpoint: webhooks::Endpoint, event: Event) {
+async fn deliver(
+    catalog: Catalog,
+    client: reqwest::Client,
+    tenant: TenantId,
+    endpoint: webhooks::Endpoint,
+    event: Event,
+) {
     let id = format!("dlv_{}", hex::encode(crypto::random_bytes::<12>()));
-    let body = event.payload(&id, &tenant, endpoint.include_content).to_string();
+    let body = event
+        .payload(&id, &tenant, endpoint.include_content)
+        .to_string();
     let mut last_status = None;
     for attempt in 0..=BACKOFF.len() {
-        let timestamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let timestamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
         let sent = client
             .post(&endpoint.url)
             .header("content-type", "application/json")
             .header("x-chatvault-event", event.name())
             .header("x-chatvault-delivery", &id)
-            .header("x-chatvault-signature", signature(&endpoint.secret, timestamp, body.as_bytes()))
+            .header(
+                "x-chatvault-signature",
+                signature(&endpoint.secret, timestamp, body.as_bytes()),
+            )
             .body(body.clone())
             .send()
             .await;
         last_status = sent.as_ref().ok().map(|r| r.status().as_u16());
         let delivered = sent.is_ok_and(|r| r.status().is_success());
         let attempts = u32::try_from(attempt + 1).unwrap_or(u32::MAX);
-        let status = if delivered { "delivered" } else if attempt == BACKOFF.len() { "failed" } else { "pending" };
-        log_delivery(&catalog, &tenant, &id, event.name(), status, attempts, last_status).await;
+        let status = if delivered {
+            "delivered"
+        } else if attempt == BACKOFF.len() {
+            "failed"
+        } else {
+            "pending"
+        };
+        log_delivery(
+            &catalog,
+            &tenant,
+            &id,
+            event.name(),
+            status,
+            attempts,
+            last_status,
+        )
+        .await;
         if delivered {
             return;
         }
@@ -123,9 +186,21 @@ async fn deliver(catalog: Catalog, client: reqwest::Client, tenant: TenantId, en
     tracing::warn!(tenant = %tenant, delivery = %id, status = ?last_status, "webhook delivery failed");
 }
 
-async fn log_delivery(catalog: &Catalog, tenant: &TenantId, id: &str, event: &'static str, status: &'static str, attempts: u32, last_status: Option<u16>) {
+async fn log_delivery(
+    catalog: &Catalog,
+    tenant: &TenantId,
+    id: &str,
+    event: &'static str,
+    status: &'static str,
+    attempts: u32,
+    last_status: Option<u16>,
+) {
     let (tenant, id) = (tenant.clone(), id.to_owned());
-    let _ = catalog.call(move |c| webhooks::record_delivery(c, &tenant, &id, event, status, attempts, last_status)).await;
+    let _ = catalog
+        .call(move |c| {
+            webhooks::record_delivery(c, &tenant, &id, event, status, attempts, last_status)
+        })
+        .await;
 }
 
 #[cfg(test)]
@@ -145,8 +220,22 @@ mod tests {
     #[test]
     fn content_is_in_the_payload_only_when_opted_in() {
         let tenant = TenantId::parse("acme").unwrap();
-        let event = Event::Message { conversation: "c_1".into(), message: "m_1".into(), role: "visitor", at: 0, text: "secret words".into() };
-        assert!(!event.payload("d", &tenant, false).to_string().contains("secret words"));
-        assert_eq!(event.payload("d", &tenant, true)["data"]["message"]["text"], "secret words");
+        let event = Event::Message {
+            conversation: "c_1".into(),
+            message: "m_1".into(),
+            role: "visitor",
+            at: 0,
+            text: "secret words".into(),
+        };
+        assert!(
+            !event
+                .payload("d", &tenant, false)
+                .to_string()
+                .contains("secret words")
+        );
+        assert_eq!(
+            event.payload("d", &tenant, true)["data"]["message"]["text"],
+            "secret words"
+        );
     }
 }

@@ -27,7 +27,10 @@ pub fn find(conn: &Connection, scope: &[u8], key: &str) -> Result<Option<Stored>
 
 pub fn store(conn: &Connection, scope: &[u8], key: &str, response: &Stored) -> Result<()> {
     let now = db::now_ms();
-    conn.execute("DELETE FROM idempotency WHERE created_at <= ?1", [now - KEEP_MS])?;
+    conn.execute(
+        "DELETE FROM idempotency WHERE created_at <= ?1",
+        [now - KEEP_MS],
+    )?;
     conn.execute(
         "INSERT OR IGNORE INTO idempotency (scope, key, status, body, content_type, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![scope, key, response.status, response.body, response.content_type, now],

@@ -1,6 +1,7 @@
 //! The schema of `catalog.db`, one migration per `user_version`.
 
-pub const MIGRATIONS: &[&str] = &[r#"
+pub const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE tenants (
     id         TEXT PRIMARY KEY,
     name       TEXT NOT NULL,
@@ -100,5 +101,5 @@ CREATE TABLE webhook_deliveries (
     finished_at  INTEGER
 ) WITHOUT ROWID;
 CREATE INDEX webhook_deliveries_by_tenant ON webhook_deliveries (tenant_id, created_at);
-"#];
-
+"#,
+];

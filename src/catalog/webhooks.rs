@@ -37,17 +37,36 @@ pub fn set(conn: &Connection, tenant: &TenantId, endpoint: &Endpoint) -> Result<
 
 pub fn get(conn: &Connection, tenant: &TenantId) -> Result<Option<Endpoint>> {
     Ok(conn
-        .query_row("SELECT url, secret, include_content FROM webhooks WHERE tenant_id = ?1", [tenant.as_str()], |r| {
-            Ok(Endpoint { url: r.get(0)?, secret: r.get(1)?, include_content: r.get(2)? })
-        })
+        .query_row(
+            "SELECT url, secret, include_content FROM webhooks WHERE tenant_id = ?1",
+            [tenant.as_str()],
+            |r| {
+                Ok(Endpoint {
+                    url: r.get(0)?,
+                    secret: r.get(1)?,
+                    include_content: r.get(2)?,
+                })
+            },
+        )
         .optional()?)
 }
 
 pub fn remove(conn: &Connection, tenant: &TenantId) -> Result<bool> {
-    Ok(conn.execute("DELETE FROM webhooks WHERE tenant_id = ?1", [tenant.as_str()])? > 0)
+    Ok(conn.execute(
+        "DELETE FROM webhooks WHERE tenant_id = ?1",
+        [tenant.as_str()],
+    )? > 0)
 }
 
-pub fn record_delivery(conn: &Connection, tenant: &TenantId, id: &str, event: &str, status: &str, attempts: u32, last_status: Option<u16>) -> Result<()> {
+pub fn record_delivery(
+    conn: &Connection,
+    tenant: &TenantId,
+    id: &str,
+    event: &str,
+    status: &str,
+    attempts: u32,
+    last_status: Option<u16>,
+) -> Result<()> {
     let finished = (status != "pending").then(db::now_ms);
     conn.execute(
         "INSERT INTO webhook_deliveries (id, tenant_id, event, status, attempts, last_status, created_at, finished_at)
@@ -69,8 +88,19 @@ pub fn deliveries(conn: &Connection, tenant: &TenantId, limit: usize) -> Result<
         "SELECT id, event, status, attempts, last_status, created_at, finished_at FROM webhook_deliveries
          WHERE tenant_id = ?1 ORDER BY created_at DESC LIMIT ?2",
     )?;
-    let rows = stmt.query_map(params![tenant.as_str(), i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
-        Ok(Delivery { id: r.get(0)?, event: r.get(1)?, status: r.get(2)?, attempts: r.get(3)?, last_status: r.get(4)?, created_at: r.get(5)?, finished_at: r.get(6)? })
-    })?;
+    let rows = stmt.query_map(
+        params![tenant.as_str(), i64::try_from(limit).unwrap_or(i64::MAX)],
+        |r| {
+            Ok(Delivery {
+                id: r.get(0)?,
+                event: r.get(1)?,
+                status: r.get(2)?,
+                attempts: r.get(3)?,
+                last_status: r.get(4)?,
+                created_at: r.get(5)?,
+                finished_at: r.get(6)?,
+            })
+        },
+    )?;
     Ok(rows.collect::<Result<_, _>>()?)
 }

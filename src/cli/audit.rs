@@ -20,7 +20,10 @@ pub async fn run(global: &GlobalArgs, out: &Output, cmd: AuditCommand) -> Result
             let store = global.open_store(4)?;
             store.tenant(&id).await?;
             let tenant = id.clone();
-            let report = store.catalog.call(move |c| audit::verify(c, &tenant)).await?;
+            let report = store
+                .catalog
+                .call(move |c| audit::verify(c, &tenant))
+                .await?;
             out.emit(
                 serde_json::json!({ "tenant": id.as_str(), "ok": report.ok, "entries": report.entries, "first_bad": report.first_bad }),
                 || match report.first_bad {
@@ -29,7 +32,10 @@ pub async fn run(global: &GlobalArgs, out: &Output, cmd: AuditCommand) -> Result
                 },
             );
             if !report.ok {
-                return Err(Error::Conflict(format!("the audit log of {id} was altered (first bad entry: {})", report.first_bad.unwrap_or_default())));
+                return Err(Error::Conflict(format!(
+                    "the audit log of {id} was altered (first bad entry: {})",
+                    report.first_bad.unwrap_or_default()
+                )));
             }
         }
     }

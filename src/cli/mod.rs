@@ -1,5 +1,6 @@
 //! The command line (CONTRACT §2): argument types and dispatch. One file per subcommand.
 
+mod audit;
 mod backup;
 mod config;
 pub mod demo;
@@ -10,9 +11,8 @@ mod policy;
 mod restore;
 mod serve;
 mod tenant;
-mod verify;
 mod user;
-mod audit;
+mod verify;
 
 use std::path::PathBuf;
 

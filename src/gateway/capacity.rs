@@ -26,8 +26,16 @@ pub struct SocketSlot {
 
 impl SocketCounter {
     /// Takes a place for a socket from `ip`, or says why not.
-    pub fn acquire(self: &Arc<Self>, ip: IpAddr, max_total: usize, max_per_ip: usize) -> Result<SocketSlot, Refused> {
-        let mut open = self.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    pub fn acquire(
+        self: &Arc<Self>,
+        ip: IpAddr,
+        max_total: usize,
+        max_per_ip: usize,
+    ) -> Result<SocketSlot, Refused> {
+        let mut open = self
+            .open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if open.0 >= max_total {
             return Err(Refused::ServerFull);
         }
@@ -37,7 +45,10 @@ impl SocketCounter {
         }
         *from_ip += 1;
         open.0 += 1;
-        Ok(SocketSlot { counter: self.clone(), ip })
+        Ok(SocketSlot {
+            counter: self.clone(),
+            ip,
+        })
     }
 
     /// Sockets open right now.
@@ -48,7 +59,11 @@ impl SocketCounter {
 
 impl Drop for SocketSlot {
     fn drop(&mut self) {
-        let mut open = self.counter.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut open = self
+            .counter
+            .open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         open.0 = open.0.saturating_sub(1);
         if let Some(n) = open.1.get_mut(&self.ip) {
             *n = n.saturating_sub(1);
@@ -69,7 +84,10 @@ mod tests {
         let (a, b): (IpAddr, IpAddr) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
         let first = counter.acquire(a, 3, 2).unwrap();
         let _second = counter.acquire(a, 3, 2).unwrap();
-        assert_eq!(counter.acquire(a, 3, 2).err(), Some(Refused::TooManyFromClient));
+        assert_eq!(
+            counter.acquire(a, 3, 2).err(),
+            Some(Refused::TooManyFromClient)
+        );
         let _third = counter.acquire(b, 3, 2).unwrap();
         assert_eq!(counter.acquire(b, 3, 2).err(), Some(Refused::ServerFull));
         drop(first);

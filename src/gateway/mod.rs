@@ -70,13 +70,21 @@ pub async fn handshake(
         Err(rejection) => return rejection.into_response(),
     };
     let ip = client_ip(peer.ip(), &headers, &app.config.trusted_proxies);
-    let slot = match app.sockets.acquire(ip, app.config.max_sockets, app.config.max_sockets_per_ip) {
+    let slot = match app
+        .sockets
+        .acquire(ip, app.config.max_sockets, app.config.max_sockets_per_ip)
+    {
         Ok(slot) => slot,
         Err(refused) => {
             tracing::warn!(tenant = %tenant.id, client_ip = %ip, reason = ?refused, "widget handshake refused: socket limit");
             return match refused {
-                capacity::Refused::ServerFull => Error::Unavailable("the server is at its socket limit".into()).into_response(),
-                capacity::Refused::TooManyFromClient => Error::RateLimited { retry_after_ms: 10_000 }.into_response(),
+                capacity::Refused::ServerFull => {
+                    Error::Unavailable("the server is at its socket limit".into()).into_response()
+                }
+                capacity::Refused::TooManyFromClient => Error::RateLimited {
+                    retry_after_ms: 10_000,
+                }
+                .into_response(),
             };
         }
     };

@@ -51,8 +51,8 @@ pub fn commit_visitor_message(
     let usage = repo::usage_on(conn, &today)?;
     let tokens_spent = settings.daily_token_budget > 0
         && (usage.tokens_in + usage.tokens_out) as u64 >= settings.daily_token_budget;
-    let messages_spent = settings.daily_message_budget > 0
-        && usage.messages as u64 >= settings.daily_message_budget;
+    let messages_spent =
+        settings.daily_message_budget > 0 && usage.messages as u64 >= settings.daily_message_budget;
     if tokens_spent || messages_spent {
         return Ok(Committed::OverBudget {
             retry_after_ms: ms_until_next_utc_day(now),
@@ -68,7 +68,10 @@ pub fn commit_visitor_message(
         }
     };
     let resent = repo::find_by_submit(conn, &conversation, submit)?.is_some();
-    if !resent && repo::visitor_turns(conn, &conversation)? >= i64::from(settings.max_turns_per_conversation) {
+    if !resent
+        && repo::visitor_turns(conn, &conversation)?
+            >= i64::from(settings.max_turns_per_conversation)
+    {
         return Ok(Committed::TurnLimit);
     }
     let history = repo::recent_messages(conn, &conversation, HISTORY_MESSAGES)?;
@@ -160,7 +163,10 @@ pub fn retrieve_passages(conn: &Connection, question: &str) -> knowledge::Retrie
 }
 
 /// The upstream request for a visitor turn.
-#[expect(clippy::too_many_arguments, reason = "each is one distinct input of the prompt; the one caller names them all")]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "each is one distinct input of the prompt; the one caller names them all"
+)]
 pub fn build_request(
     tenant: &TenantId,
     conversation: &ConversationId,

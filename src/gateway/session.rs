@@ -13,15 +13,15 @@ use futures_util::stream::BoxStream;
 use super::frames::{ClientFrame, FrameMessage, Limits, ServerFrame, parse_client_frame};
 use super::reply::{self, Committed, Step};
 use crate::app::AppState;
-use crate::safety::Verdict;
-use crate::webhooks::Event;
 use crate::catalog::settings::TenantSettings;
 use crate::catalog::tenants::Tenant;
 use crate::crypto;
 use crate::db;
 use crate::domain::{ConversationId, MessageId, SubmitId, TenantId};
 use crate::limits::{self, Limiter};
+use crate::safety::Verdict;
 use crate::vault::repo::{self, StoredMessage};
+use crate::webhooks::Event;
 
 /// Why a session ended (for the connection's log line).
 type End = &'static str;
@@ -239,25 +239,72 @@ impl Session {
             return send(ws, frame).await;
         }
         if let Some(conversation) = &self.conversation
-            && let Err(wait) = self.app.conversation_limits.check(conversation, self.settings.messages_per_minute)
+            && let Err(wait) = self
+                .app
+                .conversation_limits
+                .check(conversation, self.settings.messages_per_minute)
         {
             // Many sockets resuming one conversation share its budget.
             let retry_after_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1);
-            log_message(&self.app.metrics, &self.tenant, self.ip, Duration::ZERO, "refused", Some("rate_limited"));
-            let frame = ServerFrame::Error { code: "rate_limited", message: "too many messages; please wait a moment".into(), id: Some(id.to_string()), retry_after_ms: Some(retry_after_ms) };
+            log_message(
+                &self.app.metrics,
+                &self.tenant,
+                self.ip,
+                Duration::ZERO,
+                "refused",
+                Some("rate_limited"),
+            );
+            let frame = ServerFrame::Error {
+                code: "rate_limited",
+                message: "too many messages; please wait a moment".into(),
+                id: Some(id.to_string()),
+                retry_after_ms: Some(retry_after_ms),
+            };
             return send(ws, frame).await;
         }
         let started = Instant::now();
-        let flags = match self.app.safety.check(&self.settings.safety, &pending.text).await {
+        let flags = match self
+            .app
+            .safety
+            .check(&self.settings.safety, &pending.text)
+            .await
+        {
             Verdict::Pass { flags } => flags,
             Verdict::Block { category } => {
-                log_message(&self.app.metrics, &self.tenant, self.ip, started.elapsed(), "refused", Some("content_blocked"));
-                let message = format!("this message was blocked by the site's content policy ({category})");
-                return send(ws, ServerFrame::error_for(id.as_str(), "content_blocked", message)).await;
+                log_message(
+                    &self.app.metrics,
+                    &self.tenant,
+                    self.ip,
+                    started.elapsed(),
+                    "refused",
+                    Some("content_blocked"),
+                );
+                let message =
+                    format!("this message was blocked by the site's content policy ({category})");
+                return send(
+                    ws,
+                    ServerFrame::error_for(id.as_str(), "content_blocked", message),
+                )
+                .await;
             }
             Verdict::Unavailable => {
-                log_message(&self.app.metrics, &self.tenant, self.ip, started.elapsed(), "refused", Some("upstream_unavailable"));
-                return send(ws, ServerFrame::error_for(id.as_str(), "upstream_unavailable", "the safety check is unavailable; please try again")).await;
+                log_message(
+                    &self.app.metrics,
+                    &self.tenant,
+                    self.ip,
+                    started.elapsed(),
+                    "refused",
+                    Some("upstream_unavailable"),
+                );
+                return send(
+                    ws,
+                    ServerFrame::error_for(
+                        id.as_str(),
+                        "upstream_unavailable",
+                        "the safety check is unavailable; please try again",
+                    ),
+                )
+                .await;
             }
         };
         let (conversation, settings, text) = (
@@ -279,13 +326,20 @@ impl Session {
                     &text,
                     &settings,
                 )?;
-                if let Committed::Stored { message, existing_reply: None, .. } = &committed
+                if let Committed::Stored {
+                    message,
+                    existing_reply: None,
+                    ..
+                } = &committed
                     && !flags.is_empty()
                 {
                     repo::set_flags(conn, message, &flags)?;
                 }
                 let found = match &committed {
-                    Committed::Stored { existing_reply: None, .. } => reply::retrieve_passages(conn, &text),
+                    Committed::Stored {
+                        existing_reply: None,
+                        ..
+                    } => reply::retrieve_passages(conn, &text),
                     _ => Default::default(),
                 };
                 Ok((committed, found))
@@ -304,9 +358,21 @@ impl Session {
                 existing_reply,
             }) => (conversation, token, message, history, existing_reply),
             Ok(Committed::TurnLimit) => {
-                log_message(&self.app.metrics, &self.tenant, self.ip, started.elapsed(), "refused", Some("quota_exceeded"));
-                let message = "this conversation has reached its length limit; please start a new one";
-                return send(ws, ServerFrame::error_for(id.as_str(), "quota_exceeded", message)).await;
+                log_message(
+                    &self.app.metrics,
+                    &self.tenant,
+                    self.ip,
+                    started.elapsed(),
+                    "refused",
+                    Some("quota_exceeded"),
+                );
+                let message =
+                    "this conversation has reached its length limit; please start a new one";
+                return send(
+                    ws,
+                    ServerFrame::error_for(id.as_str(), "quota_exceeded", message),
+                )
+                .await;
             }
             Ok(Committed::OverBudget { retry_after_ms }) => {
                 log_message(
@@ -348,8 +414,18 @@ impl Session {
         };
         self.conversation = Some(conversation.clone());
         if existing_reply.is_none() {
-            let text = self.settings.redaction.for_store(&pending.text).into_owned();
-            let event = Event::Message { conversation: conversation.to_string(), message: message.to_string(), role: "visitor", at: crate::db::now_ms(), text };
+            let text = self
+                .settings
+                .redaction
+                .for_store(&pending.text)
+                .into_owned();
+            let event = Event::Message {
+                conversation: conversation.to_string(),
+                message: message.to_string(),
+                role: "visitor",
+                at: crate::db::now_ms(),
+                text,
+            };
             self.app.webhooks.emit(&self.tenant, event);
         }
         send(
@@ -404,7 +480,15 @@ impl Session {
             prompt_estimate,
             started,
             steps: reply::reply_steps(self.app.llm.clone(), request),
-            sources: retrieved.sources.into_iter().map(|s| super::frames::Source { id: s.id, title: s.title, url: s.url }).collect(),
+            sources: retrieved
+                .sources
+                .into_iter()
+                .map(|s| super::frames::Source {
+                    id: s.id,
+                    title: s.title,
+                    url: s.url,
+                })
+                .collect(),
         });
         Ok(())
     }
@@ -473,15 +557,50 @@ impl Session {
         if self.settings.safety.check_replies {
             // The reply already streamed; a blocked one is withheld (not stored) and the widget
             // drops it on the error, as it does for a reply cut off mid-stream.
-            match self.app.safety.check(&self.settings.safety, &active.text).await {
+            match self
+                .app
+                .safety
+                .check(&self.settings.safety, &active.text)
+                .await
+            {
                 Verdict::Pass { flags } => reply_flags = flags,
                 Verdict::Block { .. } => {
-                    log_message(&self.app.metrics, &self.tenant, self.ip, active.started.elapsed(), "withheld", Some("content_blocked"));
-                    return send(ws, ServerFrame::error_for(active.id.as_str(), "content_blocked", "the reply was withheld by the site's content policy")).await;
+                    log_message(
+                        &self.app.metrics,
+                        &self.tenant,
+                        self.ip,
+                        active.started.elapsed(),
+                        "withheld",
+                        Some("content_blocked"),
+                    );
+                    return send(
+                        ws,
+                        ServerFrame::error_for(
+                            active.id.as_str(),
+                            "content_blocked",
+                            "the reply was withheld by the site's content policy",
+                        ),
+                    )
+                    .await;
                 }
                 Verdict::Unavailable => {
-                    log_message(&self.app.metrics, &self.tenant, self.ip, active.started.elapsed(), "withheld", Some("upstream_unavailable"));
-                    return send(ws, ServerFrame::error_for(active.id.as_str(), "upstream_unavailable", "the safety check is unavailable; please try again")).await;
+                    log_message(
+                        &self.app.metrics,
+                        &self.tenant,
+                        self.ip,
+                        active.started.elapsed(),
+                        "withheld",
+                        Some("upstream_unavailable"),
+                    );
+                    return send(
+                        ws,
+                        ServerFrame::error_for(
+                            active.id.as_str(),
+                            "upstream_unavailable",
+                            "the safety check is unavailable; please try again",
+                        ),
+                    )
+                    .await;
                 }
             }
         }
@@ -500,7 +619,8 @@ impl Session {
             .store
             .vault
             .call(&self.tenant, move |conn| {
-                let message = reply::commit_reply(conn, &conversation, &reply_to, &text, usage, redaction)?;
+                let message =
+                    reply::commit_reply(conn, &conversation, &reply_to, &text, usage, redaction)?;
                 if !reply_flags.is_empty() {
                     repo::set_flags(conn, &message, &reply_flags)?;
                 }
@@ -519,7 +639,13 @@ impl Session {
                     None,
                 );
                 let text = self.settings.redaction.for_store(&active.text).into_owned();
-                let event = Event::Message { conversation: active.conversation.to_string(), message: message.to_string(), role: "assistant", at: crate::db::now_ms(), text };
+                let event = Event::Message {
+                    conversation: active.conversation.to_string(),
+                    message: message.to_string(),
+                    role: "assistant",
+                    at: crate::db::now_ms(),
+                    text,
+                };
                 self.app.webhooks.emit(&self.tenant, event);
                 send(
                     ws,
@@ -694,7 +820,12 @@ impl Session {
         }
         self.conversation = None;
         tracing::info!(tenant = %self.tenant, client_ip = %self.ip, "conversation erased by visitor");
-        self.app.webhooks.emit(&self.tenant, Event::Erased { conversation: id.to_string() });
+        self.app.webhooks.emit(
+            &self.tenant,
+            Event::Erased {
+                conversation: id.to_string(),
+            },
+        );
         send(
             ws,
             ServerFrame::Erased {

@@ -36,15 +36,22 @@ impl Auth {
         if self.scopes().contains(&scope) {
             Ok(())
         } else {
-            Err(Error::Forbidden(format!("this needs the {} permission", scope.as_str())))
+            Err(Error::Forbidden(format!(
+                "this needs the {} permission",
+                scope.as_str()
+            )))
         }
     }
 
     /// Fails with 403 unless the caller is a portal owner.
     pub fn require_owner(&self) -> Result<()> {
         match &self.principal {
-            Principal::User { role: Role::Owner, .. } => Ok(()),
-            _ => Err(Error::Forbidden("only an owner of this tenant can do this".into())),
+            Principal::User {
+                role: Role::Owner, ..
+            } => Ok(()),
+            _ => Err(Error::Forbidden(
+                "only an owner of this tenant can do this".into(),
+            )),
         }
     }
 
@@ -78,15 +85,37 @@ impl FromRequestParts<AppState> for Auth {
 
     async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self> {
         if let Some(value) = parts.headers.get(header::AUTHORIZATION) {
-            let token = value.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")).map(str::trim).unwrap_or_default().to_owned();
-            let (tenant, scopes) = app.store.catalog.call(move |c| api_keys::authenticate(c, &token)).await?;
-            let id = value.to_str().ok().and_then(|v| v.strip_prefix("Bearer cvk_")).and_then(|v| v.split('_').next()).unwrap_or_default().to_owned();
-            return Ok(Auth { tenant, principal: Principal::ApiKey { id, scopes } });
+            let token = value
+                .to_str()
+                .ok()
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .map(str::trim)
+                .unwrap_or_default()
+                .to_owned();
+            let (tenant, scopes) = app
+                .store
+                .catalog
+                .call(move |c| api_keys::authenticate(c, &token))
+                .await?;
+            let id = value
+                .to_str()
+                .ok()
+                .and_then(|v| v.strip_prefix("Bearer cvk_"))
+                .and_then(|v| v.split('_').next())
+                .unwrap_or_default()
+                .to_owned();
+            return Ok(Auth {
+                tenant,
+                principal: Principal::ApiKey { id, scopes },
+            });
         }
         let Some(session_id) = session_cookie(&parts.headers) else {
             return Err(Error::Unauthorized("sign in or send an API key".into()));
         };
-        let (idle, absolute) = (app.config.session_idle.as_millis() as i64, app.config.session_absolute.as_millis() as i64);
+        let (idle, absolute) = (
+            app.config.session_idle.as_millis() as i64,
+            app.config.session_absolute.as_millis() as i64,
+        );
         let session = app
             .store
             .catalog
@@ -97,9 +126,17 @@ impl FromRequestParts<AppState> for Auth {
             check_csrf(&parts.headers, &session.csrf_token)?;
         }
         if session.must_change_password && !parts.uri.path().starts_with("/v1/session") {
-            return Err(Error::Forbidden("change your one-time password first".into()));
+            return Err(Error::Forbidden(
+                "change your one-time password first".into(),
+            ));
         }
-        Ok(Auth { tenant: session.tenant, principal: Principal::User { email: session.email, role: session.role } })
+        Ok(Auth {
+            tenant: session.tenant,
+            principal: Principal::User {
+                email: session.email,
+                role: session.role,
+            },
+        })
     }
 }
 
@@ -109,7 +146,10 @@ pub fn is_mutation(method: &Method) -> bool {
 
 /// The CSRF header must equal the session's token, and `Origin` must be this server's own.
 fn check_csrf(headers: &HeaderMap, expected: &str) -> Result<()> {
-    let token = headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let token = headers
+        .get(CSRF_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
     if !bool::from(token.as_bytes().ct_eq(expected.as_bytes())) {
         return Err(Error::Forbidden("missing or wrong CSRF token".into()));
     }
@@ -126,7 +166,10 @@ pub fn same_origin(headers: &HeaderMap) -> bool {
     match (origin, host) {
         (Some(origin), Some(host)) => {
             let origin = origin.trim_end_matches('/');
-            origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://")).is_some_and(|o| o.eq_ignore_ascii_case(host))
+            origin
+                .strip_prefix("http://")
+                .or_else(|| origin.strip_prefix("https://"))
+                .is_some_and(|o| o.eq_ignore_ascii_case(host))
         }
         _ => false,
     }

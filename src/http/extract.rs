@@ -28,7 +28,10 @@ fn json_error(rejection: &JsonRejection) -> Error {
         return Error::TooLarge("the request body is too large".into());
     }
     match rejection {
-        JsonRejection::MissingJsonContentType(_) => Error::invalid("unsupported_media_type", "send the body as application/json"),
+        JsonRejection::MissingJsonContentType(_) => Error::invalid(
+            "unsupported_media_type",
+            "send the body as application/json",
+        ),
         JsonRejection::JsonDataError(e) => Error::invalid("invalid_body", e.body_text()),
         _ => Error::invalid("invalid_json", "the body is not valid JSON"),
     }

@@ -10,17 +10,17 @@ mod idempotency;
 pub mod observe;
 mod openapi;
 mod pages;
+mod portal;
 pub mod server;
 pub mod tls;
-mod portal;
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::http::{HeaderValue, header};
+use axum::response::IntoResponse;
 use axum::routing::get;
 use tower_governor::GovernorLayer;
-use axum::response::IntoResponse;
 use tower_governor::governor::GovernorConfigBuilder;
 
 use crate::app::AppState;
@@ -60,11 +60,19 @@ pub fn router(app: AppState) -> Router {
     router
         .layer(limit_layer(request_limit))
         .layer(axum::middleware::map_response(security_headers))
-        .layer(axum::middleware::from_fn_with_state(app.clone(), observe::observe))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            observe::observe,
+        ))
         .with_state(app)
 }
 
-type IpLimit = Arc<tower_governor::governor::GovernorConfig<ClientIpKey, governor::middleware::NoOpMiddleware<governor::clock::QuantaInstant>>>;
+type IpLimit = Arc<
+    tower_governor::governor::GovernorConfig<
+        ClientIpKey,
+        governor::middleware::NoOpMiddleware<governor::clock::QuantaInstant>,
+    >,
+>;
 
 /// A per-client-IP limit of `per_minute` requests (also the burst), whose key map is pruned of
 /// refilled buckets every minute so it stays bounded.
@@ -88,18 +96,33 @@ fn per_ip_limit(key: ClientIpKey, per_minute: u32) -> IpLimit {
 }
 
 /// The limit as a layer that answers in our error shape with `Retry-After`.
-fn limit_layer(config: IpLimit) -> GovernorLayer<ClientIpKey, governor::middleware::NoOpMiddleware<governor::clock::QuantaInstant>, axum::body::Body> {
+fn limit_layer(
+    config: IpLimit,
+) -> GovernorLayer<
+    ClientIpKey,
+    governor::middleware::NoOpMiddleware<governor::clock::QuantaInstant>,
+    axum::body::Body,
+> {
     GovernorLayer::new(config).error_handler(|error| match error {
         tower_governor::GovernorError::TooManyRequests { wait_time, .. } => {
-            crate::error::Error::RateLimited { retry_after_ms: wait_time.saturating_mul(1000).max(1000) }.into_response()
+            crate::error::Error::RateLimited {
+                retry_after_ms: wait_time.saturating_mul(1000).max(1000),
+            }
+            .into_response()
         }
-        _ => crate::error::Error::Unauthorized("the client address could not be determined".into()).into_response(),
+        _ => crate::error::Error::Unauthorized("the client address could not be determined".into())
+            .into_response(),
     })
 }
 
 /// Served over TLS: browsers keep to HTTPS for this host for a year.
-async fn strict_transport_security(mut response: axum::response::Response) -> axum::response::Response {
-    response.headers_mut().insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000"));
+async fn strict_transport_security(
+    mut response: axum::response::Response,
+) -> axum::response::Response {
+    response.headers_mut().insert(
+        header::STRICT_TRANSPORT_SECURITY,
+        HeaderValue::from_static("max-age=31536000"),
+    );
     response
 }
 

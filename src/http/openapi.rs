@@ -150,9 +150,48 @@ struct AuditLog {
 
 #[derive(Serialize, ToSchema)]
 struct NewKey {
+    /// At most 100 characters.
+    #[schema(max_length = 100)]
     name: Option<String>,
-    /// Some of `history:read`, `history:delete`, `settings:write`, `keys:manage`, `knowledge:manage`.
-    scopes: Vec<String>,
+    /// At least one; at most the caller's own scopes.
+    #[schema(min_items = 1)]
+    scopes: Vec<ScopeName>,
+}
+
+#[derive(Serialize, ToSchema)]
+enum ScopeName {
+    #[serde(rename = "history:read")]
+    HistoryRead,
+    #[serde(rename = "history:delete")]
+    HistoryDelete,
+    #[serde(rename = "settings:write")]
+    SettingsWrite,
+    #[serde(rename = "keys:manage")]
+    KeysManage,
+    #[serde(rename = "knowledge:manage")]
+    KnowledgeManage,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+enum ExportFormat {
+    Ndjson,
+    Csv,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+enum AuditFormat {
+    Json,
+    Csv,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+enum DocumentFormat {
+    Text,
+    Markdown,
+    Html,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -183,8 +222,8 @@ struct KeyList {
 struct NewDocument {
     title: String,
     text: String,
-    /// `text` (default), `markdown` or `html`.
-    format: Option<String>,
+    /// `text` by default.
+    format: Option<DocumentFormat>,
     url: Option<String>,
 }
 
@@ -226,7 +265,7 @@ fn delete_conversation() {}
     responses((status = 200, body = Purged), (status = 401, body = ApiError), (status = 403, body = ApiError)))]
 fn purge_conversations() {}
 
-#[utoipa::path(get, path = "/v1/export", tag = "history", params(("format" = Option<String>, Query, description = "ndjson (default) or csv")),
+#[utoipa::path(get, path = "/v1/export", tag = "history", params(("format" = Option<ExportFormat>, Query, description = "ndjson by default")),
     responses((status = 200, description = "one conversation per line", content(("application/x-ndjson"), ("text/csv"))), (status = 400, body = ApiError), (status = 401, body = ApiError)))]
 fn export() {}
 
@@ -244,7 +283,7 @@ fn get_settings() {}
 fn patch_settings() {}
 
 #[utoipa::path(get, path = "/v1/audit", tag = "account",
-    params(("format" = Option<String>, Query, description = "json (default) or csv"), ("days" = Option<u32>, Query, description = "1-3650, default 90")),
+    params(("format" = Option<AuditFormat>, Query, description = "json by default"), ("days" = Option<u32>, Query, description = "1-3650, default 90")),
     responses((status = 200, body = AuditLog), (status = 400, body = ApiError), (status = 401, body = ApiError)))]
 fn get_audit() {}
 

@@ -22,12 +22,19 @@ pub struct Breaker {
 
 impl Breaker {
     pub fn new(threshold: u32, cooldown: Duration) -> Self {
-        Self { state: Mutex::new(State::Closed { failures: 0 }), threshold: threshold.max(1), cooldown }
+        Self {
+            state: Mutex::new(State::Closed { failures: 0 }),
+            threshold: threshold.max(1),
+            cooldown,
+        }
     }
 
     /// Whether a request may go upstream now. In the half-open state only one probe may.
     pub fn allow(&self) -> bool {
-        let mut state = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         match *state {
             State::Closed { .. } => true,
             State::Open { until } if Instant::now() >= until => {
@@ -40,20 +47,36 @@ impl Breaker {
 
     /// Records the outcome of a request that [`allow`](Self::allow) let through.
     pub fn record(&self, success: bool) {
-        let mut state = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         *state = match (*state, success) {
             (_, true) => State::Closed { failures: 0 },
-            (State::Closed { failures }, false) if failures + 1 < self.threshold => State::Closed { failures: failures + 1 },
+            (State::Closed { failures }, false) if failures + 1 < self.threshold => State::Closed {
+                failures: failures + 1,
+            },
             (_, false) => {
-                tracing::warn!(cooldown_ms = self.cooldown.as_millis() as u64, "upstream circuit opened");
-                State::Open { until: Instant::now() + self.cooldown }
+                tracing::warn!(
+                    cooldown_ms = self.cooldown.as_millis() as u64,
+                    "upstream circuit opened"
+                );
+                State::Open {
+                    until: Instant::now() + self.cooldown,
+                }
             }
         };
     }
 
     /// True while requests are being refused.
     pub fn is_open(&self) -> bool {
-        matches!(*self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner), State::Open { .. })
+        matches!(
+            *self
+                .state
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+            State::Open { .. }
+        )
     }
 }
 

@@ -121,7 +121,11 @@ pub struct Llm {
 impl Llm {
     /// With a breaker that opens after 5 failures in a row for 30 s.
     pub fn new(backend: Arc<dyn ChatBackend>, timeouts: Timeouts) -> Self {
-        Self { backend, timeouts, breaker: Arc::new(breaker::Breaker::new(5, Duration::from_secs(30))) }
+        Self {
+            backend,
+            timeouts,
+            breaker: Arc::new(breaker::Breaker::new(5, Duration::from_secs(30))),
+        }
     }
 
     /// Replaces the circuit breaker's settings.

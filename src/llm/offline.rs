@@ -60,7 +60,12 @@ fn best_passage(request: &ChatRequest) -> Option<String> {
         .messages
         .iter()
         .filter(|m| m.role == PromptRole::User)
-        .find(|m| m.content.lines().next().is_some_and(|l| l.contains(" source=\"kb:")))
+        .find(|m| {
+            m.content
+                .lines()
+                .next()
+                .is_some_and(|l| l.contains(" source=\"kb:"))
+        })
         .map(|m| visitor_text(&m.content))
 }
 
@@ -128,15 +133,27 @@ mod tests {
     use crate::llm::prompt::{Nonce, PromptMessage, wrap_passage, wrap_visitor_text};
 
     fn request(messages: Vec<PromptMessage>) -> ChatRequest {
-        ChatRequest { model: "m".into(), messages, max_tokens: 10, user: "u".into() }
+        ChatRequest {
+            model: "m".into(),
+            messages,
+            max_tokens: 10,
+            user: "u".into(),
+        }
     }
 
     #[test]
     fn the_best_passage_is_quoted_unescaped_and_the_question_is_not() {
         let nonce = Nonce::generate();
-        let user = |content| PromptMessage { role: PromptRole::User, content };
+        let user = |content| PromptMessage {
+            role: PromptRole::User,
+            content,
+        };
         let text = reply_text(&request(vec![
-            user(wrap_passage(&nonce, "d_1", "Returns are free within 30 days <always>.")),
+            user(wrap_passage(
+                &nonce,
+                "d_1",
+                "Returns are free within 30 days <always>.",
+            )),
             user(wrap_passage(&nonce, "d_2", "Second best.")),
             user(wrap_visitor_text(&nonce, "can I return shoes?")),
         ]));

@@ -22,7 +22,10 @@ pub struct ListQuery {
 }
 
 /// Newest-active first, keyset-paged.
-pub fn list_conversations(conn: &Connection, query: &ListQuery) -> Result<Vec<ConversationSummary>> {
+pub fn list_conversations(
+    conn: &Connection,
+    query: &ListQuery,
+) -> Result<Vec<ConversationSummary>> {
     let fts = query.search.as_deref().and_then(fts_query);
     if query.search.is_some() && fts.is_none() {
         return Ok(Vec::new());
@@ -42,7 +45,17 @@ pub fn list_conversations(conn: &Connection, query: &ListQuery) -> Result<Vec<Co
          ORDER BY last_at DESC, id DESC
          LIMIT ?6",
     )?;
-    let rows = stmt.query_map(params![after_at, after_id, query.from, query.to, fts, query.limit.clamp(1, 200)], repo::read_summary)?;
+    let rows = stmt.query_map(
+        params![
+            after_at,
+            after_id,
+            query.from,
+            query.to,
+            fts,
+            query.limit.clamp(1, 200)
+        ],
+        repo::read_summary,
+    )?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
@@ -64,21 +77,35 @@ pub struct FullConversation {
     pub messages: Vec<StoredMessage>,
 }
 
-pub fn full_conversation(conn: &Connection, id: &ConversationId) -> Result<Option<FullConversation>> {
-    let Some(summary) = repo::conversation(conn, id)? else { return Ok(None) };
-    Ok(Some(FullConversation { id: summary.id, started_at: summary.started_at, messages: repo::all_messages(conn, id)? }))
+pub fn full_conversation(
+    conn: &Connection,
+    id: &ConversationId,
+) -> Result<Option<FullConversation>> {
+    let Some(summary) = repo::conversation(conn, id)? else {
+        return Ok(None);
+    };
+    Ok(Some(FullConversation {
+        id: summary.id,
+        started_at: summary.started_at,
+        messages: repo::all_messages(conn, id)?,
+    }))
 }
 
 /// Calls `emit` for each conversation, oldest first, reading in one transaction (a consistent
 /// snapshot) and holding one conversation in memory at a time. Stops when `emit` returns false.
-pub fn for_each_conversation(conn: &mut Connection, mut emit: impl FnMut(FullConversation) -> bool) -> Result<()> {
+pub fn for_each_conversation(
+    conn: &mut Connection,
+    mut emit: impl FnMut(FullConversation) -> bool,
+) -> Result<()> {
     let tx = conn.transaction()?;
     {
         let mut ids = tx.prepare("SELECT id FROM conversations ORDER BY started_at, id")?;
         let mut rows = ids.query([])?;
         while let Some(row) = rows.next()? {
             let id: String = row.get(0)?;
-            let Some(id) = ConversationId::parse(&id) else { continue };
+            let Some(id) = ConversationId::parse(&id) else {
+                continue;
+            };
             if let Some(conversation) = full_conversation(&tx, &id)?
                 && !emit(conversation)
             {
@@ -101,13 +128,26 @@ mod tests {
 
     fn file_with(conversations: &[(&str, i64)]) -> (tempfile::TempDir, Connection) {
         let dir = tempfile::tempdir().unwrap();
-        let mut conn = db::open_encrypted(&dir.path().join("t.db"), &DbKey::generate(), OpenMode::CreateIfMissing).unwrap();
+        let mut conn = db::open_encrypted(
+            &dir.path().join("t.db"),
+            &DbKey::generate(),
+            OpenMode::CreateIfMissing,
+        )
+        .unwrap();
         db::migrate(&mut conn, MIGRATIONS).unwrap();
         for (text, at) in conversations {
             let id = ConversationId::generate();
             repo::create_conversation(&conn, &id, b"h", *at).unwrap();
             let submit = SubmitId::parse("s").unwrap();
-            let msg = NewMessage { conversation: &id, role: Role::Visitor, text, at: *at, submit_id: Some(&submit), reply_to: None, tokens: 1 };
+            let msg = NewMessage {
+                conversation: &id,
+                role: Role::Visitor,
+                text,
+                at: *at,
+                submit_id: Some(&submit),
+                reply_to: None,
+                tokens: 1,
+            };
             repo::insert_message(&conn, &msg).unwrap();
         }
         (dir, conn)
@@ -115,11 +155,16 @@ mod tests {
 
     #[test]
     fn pages_walk_every_conversation_once_newest_first() {
-        let texts: Vec<(String, i64)> = (0..25).map(|i| (format!("m{i}"), 1000 + i64::from(i % 5))).collect();
+        let texts: Vec<(String, i64)> = (0..25)
+            .map(|i| (format!("m{i}"), 1000 + i64::from(i % 5)))
+            .collect();
         let refs: Vec<(&str, i64)> = texts.iter().map(|(t, a)| (t.as_str(), *a)).collect();
         let (_dir, conn) = file_with(&refs);
         let mut seen = Vec::new();
-        let mut query = ListQuery { limit: 7, ..ListQuery::default() };
+        let mut query = ListQuery {
+            limit: 7,
+            ..ListQuery::default()
+        };
         loop {
             let page = list_conversations(&conn, &query).unwrap();
             let Some(last) = page.last() else { break };
@@ -134,14 +179,42 @@ mod tests {
 
     #[test]
     fn search_matches_whole_words_literally_and_dates_filter() {
-        let (_dir, conn) = file_with(&[("where is my parcel", 10), ("refund please", 20), ("parcel refund", 30)]);
-        let search = |q: &str| list_conversations(&conn, &ListQuery { limit: 10, search: Some(q.into()), ..ListQuery::default() }).unwrap().len();
+        let (_dir, conn) = file_with(&[
+            ("where is my parcel", 10),
+            ("refund please", 20),
+            ("parcel refund", 30),
+        ]);
+        let search = |q: &str| {
+            list_conversations(
+                &conn,
+                &ListQuery {
+                    limit: 10,
+                    search: Some(q.into()),
+                    ..ListQuery::default()
+                },
+            )
+            .unwrap()
+            .len()
+        };
         assert_eq!(search("parcel"), 2);
         assert_eq!(search("PARCEL refund"), 1);
         assert_eq!(search("nothing"), 0);
-        assert_eq!(search("\" OR * NEAR("), 0, "FTS syntax in a search is literal text");
+        assert_eq!(
+            search("\" OR * NEAR("),
+            0,
+            "FTS syntax in a search is literal text"
+        );
         assert_eq!(search("   "), 0);
-        let dated = list_conversations(&conn, &ListQuery { limit: 10, from: Some(15), to: Some(25), ..ListQuery::default() }).unwrap();
+        let dated = list_conversations(
+            &conn,
+            &ListQuery {
+                limit: 10,
+                from: Some(15),
+                to: Some(25),
+                ..ListQuery::default()
+            },
+        )
+        .unwrap();
         assert_eq!(dated.len(), 1);
     }
 

@@ -143,7 +143,11 @@ impl Vault {
     /// not hold up the tenant's writer. Call from a blocking thread.
     pub fn open_reader_blocking(&self, tenant: &TenantId) -> Result<Connection> {
         let entry = self.inner.keyring.get_blocking(tenant)?;
-        let conn = db::open_encrypted(&self.inner.dir.tenant_path(tenant), &entry.dek, OpenMode::Existing)?;
+        let conn = db::open_encrypted(
+            &self.inner.dir.tenant_path(tenant),
+            &entry.dek,
+            OpenMode::Existing,
+        )?;
         conn.execute_batch("PRAGMA query_only = ON")?;
         Ok(conn)
     }

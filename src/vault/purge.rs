@@ -56,9 +56,7 @@ impl Vault {
         let existed = self.keyring().remove(tenant).await?;
         if let Some(handle) = handle {
             // Close the file without a checkpoint, so nothing is written to it any more.
-            let _ = handle
-                .exclusive(close_without_checkpoint)
-                .await;
+            let _ = handle.exclusive(close_without_checkpoint).await;
         }
         self.forget(tenant);
         datadir::remove_files(self.dir().move_to_trash(&path)?);
@@ -106,7 +104,12 @@ fn carry_path(path: &Path) -> PathBuf {
 
 /// Creates the replacement file under `dek` holding the current knowledge base, and closes it
 /// (a clean close checkpoints it into one self-contained file).
-fn carry_documents(conn: &Connection, carry: &Path, dek: &DbKey, open_file: super::OpenFile) -> Result<()> {
+fn carry_documents(
+    conn: &Connection,
+    carry: &Path,
+    dek: &DbKey,
+    open_file: super::OpenFile,
+) -> Result<()> {
     let mut fresh = open_file(carry, dek, OpenMode::CreateIfMissing)?;
     db::migrate(&mut fresh, schema::MIGRATIONS)?;
     let tx = fresh.transaction()?;
@@ -119,7 +122,12 @@ fn carry_documents(conn: &Connection, carry: &Path, dek: &DbKey, open_file: supe
 /// Completes a purge that a crash interrupted after its key switch (the keyring's pending mark):
 /// the file at `path` is then either the old one (unreadable under the new key), or already the
 /// carried replacement; or the replacement still waits at the carry path.
-pub(super) fn finish_interrupted(dir: &DataDir, path: &Path, dek: &DbKey, open_file: super::OpenFile) -> Result<Connection> {
+pub(super) fn finish_interrupted(
+    dir: &DataDir,
+    path: &Path,
+    dek: &DbKey,
+    open_file: super::OpenFile,
+) -> Result<Connection> {
     let carry = carry_path(path);
     if carry.exists() {
         datadir::remove_files(dir.move_to_trash(path)?);

@@ -177,16 +177,23 @@ pub fn conversation(conn: &Connection, id: &ConversationId) -> Result<Option<Con
 /// Stores advisory safety flags beside a message.
 pub fn set_flags(conn: &Connection, message: &MessageId, flags: &[String]) -> Result<()> {
     let json = serde_json::to_string(flags).unwrap_or_default();
-    conn.execute("UPDATE messages SET flags = ?2 WHERE id = ?1", params![message.as_str(), json])?;
+    conn.execute(
+        "UPDATE messages SET flags = ?2 WHERE id = ?1",
+        params![message.as_str(), json],
+    )?;
     Ok(())
 }
 
 /// A message's advisory safety flags, if any.
 pub fn flags_of(conn: &Connection, message: &str) -> Result<Option<Vec<String>>> {
     let raw: Option<Option<String>> = conn
-        .query_row("SELECT flags FROM messages WHERE id = ?1", [message], |r| r.get(0))
+        .query_row("SELECT flags FROM messages WHERE id = ?1", [message], |r| {
+            r.get(0)
+        })
         .optional()?;
-    Ok(raw.flatten().and_then(|json| serde_json::from_str(&json).ok()))
+    Ok(raw
+        .flatten()
+        .and_then(|json| serde_json::from_str(&json).ok()))
 }
 
 /// How many visitor messages a conversation holds.
@@ -263,7 +270,11 @@ pub(crate) fn read_message(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredMe
         text: row.get(2)?,
         at: row.get(3)?,
         // Queries that select a fifth column (`flags`) get the flags; others get none.
-        flags: row.get::<_, Option<String>>(4).ok().flatten().and_then(|json| serde_json::from_str(&json).ok()),
+        flags: row
+            .get::<_, Option<String>>(4)
+            .ok()
+            .flatten()
+            .and_then(|json| serde_json::from_str(&json).ok()),
     })
 }
 

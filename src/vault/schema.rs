@@ -1,7 +1,8 @@
 //! The schema of a tenant file, one migration per `user_version`.
 
 /// `MIGRATIONS[i]` takes a tenant file from version i to i+1.
-pub const MIGRATIONS: &[&str] = &[r#"
+pub const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE conversations (
     id            TEXT PRIMARY KEY,
     token_hash    BLOB NOT NULL,

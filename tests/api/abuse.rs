@@ -14,10 +14,20 @@ async fn sockets_beyond_the_per_ip_cap_are_refused_at_the_handshake() {
     for _ in 0..3 {
         open.push(app.widget().await);
     }
-    assert_eq!(app.widget_for(&app.acme.widget_key, Some(ORIGIN)).await.err(), Some(429));
+    assert_eq!(
+        app.widget_for(&app.acme.widget_key, Some(ORIGIN))
+            .await
+            .err(),
+        Some(429)
+    );
     drop(open.pop());
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(app.widget_for(&app.acme.widget_key, Some(ORIGIN)).await.is_ok(), "a closed socket frees its place");
+    assert!(
+        app.widget_for(&app.acme.widget_key, Some(ORIGIN))
+            .await
+            .is_ok(),
+        "a closed socket frees its place"
+    );
 }
 
 #[tokio::test]
@@ -25,7 +35,12 @@ async fn sockets_beyond_the_global_cap_get_503() {
     let app = spawn_app_with(|c| c.max_sockets = 2).await;
     let _a = app.widget().await;
     let _b = app.widget().await;
-    assert_eq!(app.widget_for(&app.acme.widget_key, Some(ORIGIN)).await.err(), Some(503));
+    assert_eq!(
+        app.widget_for(&app.acme.widget_key, Some(ORIGIN))
+            .await
+            .err(),
+        Some(503)
+    );
 }
 
 #[tokio::test]
@@ -33,7 +48,13 @@ async fn every_route_is_rate_limited_per_client_ip_in_our_error_shape() {
     let app = spawn_app_with(|c| c.http_requests_per_minute = 5).await;
     let mut statuses = Vec::new();
     for _ in 0..7 {
-        statuses.push(reqwest::get(app.http("/healthz")).await.unwrap().status().as_u16());
+        statuses.push(
+            reqwest::get(app.http("/healthz"))
+                .await
+                .unwrap()
+                .status()
+                .as_u16(),
+        );
     }
     assert_eq!(statuses, [200, 200, 200, 200, 200, 429, 429]);
     let limited = reqwest::get(app.http("/v1/conversations")).await.unwrap();
@@ -45,9 +66,13 @@ async fn every_route_is_rate_limited_per_client_ip_in_our_error_shape() {
 
 #[tokio::test]
 async fn a_client_that_sends_headers_too_slowly_is_disconnected() {
-    let app = spawn_app_with(|c| c.transport.header_read_timeout = Duration::from_millis(500)).await;
+    let app =
+        spawn_app_with(|c| c.transport.header_read_timeout = Duration::from_millis(500)).await;
     let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
-    stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
     let mut buf = Vec::new();
     let closed = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut buf)).await;
     assert!(closed.is_ok(), "the server hung up on the slow client");
@@ -58,8 +83,17 @@ async fn a_client_that_sends_headers_too_slowly_is_disconnected() {
 async fn oversized_heads_and_bodies_are_refused() {
     let app = spawn_app_with(|_| {}).await;
     let huge_header = "x".repeat(64 * 1024);
-    let response = reqwest::Client::new().get(app.http("/healthz")).header("x-filler", huge_header).send().await;
-    assert!(response.map(|r| r.status().as_u16() == 431 || r.status().is_client_error()).unwrap_or(true), "a 64 KiB header is not served");
+    let response = reqwest::Client::new()
+        .get(app.http("/healthz"))
+        .header("x-filler", huge_header)
+        .send()
+        .await;
+    assert!(
+        response
+            .map(|r| r.status().as_u16() == 431 || r.status().is_client_error())
+            .unwrap_or(true),
+        "a 64 KiB header is not served"
+    );
     let body = "x".repeat(2 * 1024 * 1024);
     let response = reqwest::Client::new()
         .patch(app.http("/v1/settings"))

@@ -269,31 +269,70 @@ fn a_missing_data_dir_is_created_private() {
 fn audit_verify_detects_an_edited_entry() {
     use chatvault::crypto::{KeyPurpose, MasterKey, derive_db_key};
     let cli = Cli::new();
-    cli.json(&["tenant", "create", "acme", "--origin", "https://acme.example"]);
+    cli.json(&[
+        "tenant",
+        "create",
+        "acme",
+        "--origin",
+        "https://acme.example",
+    ]);
     cli.json(&["tenant", "export-key", "acme"]);
     cli.json(&["user", "add", "acme", "ann@acme.example", "--role", "owner"]);
     let intact = cli.json(&["audit", "verify", "acme"]);
-    assert_eq!((intact["ok"].as_bool(), intact["entries"].as_i64()), (Some(true), Some(3)));
+    assert_eq!(
+        (intact["ok"].as_bool(), intact["entries"].as_i64()),
+        (Some(true), Some(3))
+    );
 
-    let key = derive_db_key(&MasterKey::from_hex(&cli.master_key).unwrap(), KeyPurpose::Catalog);
-    let conn = chatvault::db::open_encrypted(&cli.data_dir().join("catalog.db"), &key, chatvault::db::OpenMode::Existing).unwrap();
-    conn.execute("UPDATE audit SET actor = 'someone else' WHERE action = 'tenant.key_exported'", []).unwrap();
+    let key = derive_db_key(
+        &MasterKey::from_hex(&cli.master_key).unwrap(),
+        KeyPurpose::Catalog,
+    );
+    let conn = chatvault::db::open_encrypted(
+        &cli.data_dir().join("catalog.db"),
+        &key,
+        chatvault::db::OpenMode::Existing,
+    )
+    .unwrap();
+    conn.execute(
+        "UPDATE audit SET actor = 'someone else' WHERE action = 'tenant.key_exported'",
+        [],
+    )
+    .unwrap();
     drop(conn);
     let out = cli.run(&["audit", "verify", "acme", "--json"]);
     assert!(!out.status.success());
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!((report["ok"].as_bool(), report["first_bad"].as_i64()), (Some(false), Some(2)));
+    assert_eq!(
+        (report["ok"].as_bool(), report["first_bad"].as_i64()),
+        (Some(false), Some(2))
+    );
 }
 
 #[test]
 fn user_add_prints_a_one_time_password() {
     let cli = Cli::new();
-    cli.json(&["tenant", "create", "acme", "--origin", "https://acme.example"]);
+    cli.json(&[
+        "tenant",
+        "create",
+        "acme",
+        "--origin",
+        "https://acme.example",
+    ]);
     let added = cli.json(&["user", "add", "acme", "Ann@Acme.example", "--role", "admin"]);
-    assert_eq!((added["tenant"].as_str(), added["email"].as_str()), (Some("acme"), Some("ann@acme.example")));
+    assert_eq!(
+        (added["tenant"].as_str(), added["email"].as_str()),
+        (Some("acme"), Some("ann@acme.example"))
+    );
     assert!(added["password"].as_str().unwrap().len() >= 16);
-    assert!(error_line(&cli.run(&["user", "add", "acme", "ann@acme.example", "--role", "admin"])).contains("already exists"));
-    assert!(error_line(&cli.run(&["user", "add", "nope", "bob@acme.example", "--role", "admin"])).contains("not found"));
+    assert!(
+        error_line(&cli.run(&["user", "add", "acme", "ann@acme.example", "--role", "admin"]))
+            .contains("already exists")
+    );
+    assert!(
+        error_line(&cli.run(&["user", "add", "nope", "bob@acme.example", "--role", "admin"]))
+            .contains("not found")
+    );
 }
 
 #[tokio::test]
@@ -313,17 +352,40 @@ async fn demo_needs_no_configuration_and_prints_a_working_portal_login() {
         .spawn()
         .unwrap();
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let addr = line.trim().strip_prefix("listening on http://").unwrap().to_owned();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on http://")
+        .unwrap()
+        .to_owned();
     let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
-    let portal = stderr.by_ref().map_while(Result::ok).find(|l| l.starts_with("portal: ")).expect("a portal line");
+    let portal = stderr
+        .by_ref()
+        .map_while(Result::ok)
+        .find(|l| l.starts_with("portal: "))
+        .expect("a portal line");
     // Keep draining the server's stderr so its log writes never hit a closed pipe.
     std::thread::spawn(move || stderr.for_each(drop));
-    let password = portal.split("one-time password: ").nth(1).unwrap().trim().to_owned();
+    let password = portal
+        .split("one-time password: ")
+        .nth(1)
+        .unwrap()
+        .trim()
+        .to_owned();
     assert_eq!(mode(&dir.path().join("tenants/demo-master.key")), 0o600);
 
-    let page = reqwest::get(format!("http://{addr}/")).await.unwrap().text().await.unwrap();
-    assert!(page.contains("/widget.js") && page.contains("data-key=\"wk_"), "the sample page embeds the widget");
+    let page = reqwest::get(format!("http://{addr}/"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("/widget.js") && page.contains("data-key=\"wk_"),
+        "the sample page embeds the widget"
+    );
     let login = reqwest::Client::new()
         .post(format!("http://{addr}/v1/session"))
         .json(&serde_json::json!({"tenant": "demo", "email": "owner@demo.example", "password": password}))
@@ -331,7 +393,10 @@ async fn demo_needs_no_configuration_and_prints_a_working_portal_login() {
         .await
         .unwrap();
     assert_eq!(login.status(), 200);
-    assert_eq!(login.json::<Value>().await.unwrap()["must_change_password"], true);
+    assert_eq!(
+        login.json::<Value>().await.unwrap()["must_change_password"],
+        true
+    );
     child.kill().unwrap();
     child.wait().unwrap();
 }

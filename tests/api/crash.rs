@@ -25,7 +25,15 @@ struct Server {
 
 fn start(cli: &Cli, llm: &FakeLlm) -> Server {
     let mut child = Command::new(bin())
-        .args(["serve", "--bind", "127.0.0.1:0", "--handshakes-per-minute", "100000", "--llm-base-url", &llm.base_url])
+        .args([
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+            "--handshakes-per-minute",
+            "100000",
+            "--llm-base-url",
+            &llm.base_url,
+        ])
         .arg("--data-dir")
         .arg(cli.data_dir())
         .env("CHATVAULT_MASTER_KEY", &cli.master_key)
@@ -35,8 +43,14 @@ fn start(cli: &Cli, llm: &FakeLlm) -> Server {
         .spawn()
         .unwrap();
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let addr = line.trim().strip_prefix("listening on http://").expect("the listening line").to_owned();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on http://")
+        .expect("the listening line")
+        .to_owned();
     Server { child, addr }
 }
 
@@ -45,24 +59,43 @@ type Accepted = Arc<Mutex<HashMap<String, String>>>;
 
 /// One socket sending messages back to back until the server dies.
 async fn client(addr: String, key: String, worker: usize, accepted: Accepted) {
-    let mut request = format!("ws://{addr}/v1/widget/ws?key={key}").into_client_request().unwrap();
-    request.headers_mut().insert("origin", ORIGIN.parse().unwrap());
-    let Ok((mut ws, _)) = tokio_tungstenite::connect_async(request).await else { return };
+    let mut request = format!("ws://{addr}/v1/widget/ws?key={key}")
+        .into_client_request()
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("origin", ORIGIN.parse().unwrap());
+    let Ok((mut ws, _)) = tokio_tungstenite::connect_async(request).await else {
+        return;
+    };
     let mut pending: HashMap<String, String> = HashMap::new();
     for i in 0..10_000 {
         let id = format!("w{worker}-{i}");
         let text = format!("crash-test message {id}");
-        if ws.send(Message::Text(json!({"type": "submit", "id": id, "text": text}).to_string().into())).await.is_err() {
+        if ws
+            .send(Message::Text(
+                json!({"type": "submit", "id": id, "text": text})
+                    .to_string()
+                    .into(),
+            ))
+            .await
+            .is_err()
+        {
             return;
         }
         pending.insert(id.clone(), text);
         loop {
-            let Some(Ok(Message::Text(frame))) = ws.next().await else { return };
+            let Some(Ok(Message::Text(frame))) = ws.next().await else {
+                return;
+            };
             let frame: Value = serde_json::from_str(&frame).unwrap();
             match frame["type"].as_str() {
                 Some("accepted") => {
                     let text = pending.remove(frame["id"].as_str().unwrap()).unwrap();
-                    accepted.lock().unwrap().insert(text, frame["conversation"].as_str().unwrap().to_owned());
+                    accepted
+                        .lock()
+                        .unwrap()
+                        .insert(text, frame["conversation"].as_str().unwrap().to_owned());
                 }
                 Some("done") | Some("error") => break,
                 _ => {}
@@ -71,16 +104,40 @@ async fn client(addr: String, key: String, worker: usize, accepted: Accepted) {
     }
 }
 
-async fn conversation_texts(client: &reqwest::Client, addr: &str, api_key: &str, id: &str) -> Vec<String> {
-    let body: Value = client.get(format!("http://{addr}/v1/conversations/{id}")).bearer_auth(api_key).send().await.unwrap().json().await.unwrap();
-    body["messages"].as_array().map(|m| m.iter().filter(|m| m["role"] == "visitor").map(|m| m["text"].as_str().unwrap().to_owned()).collect()).unwrap_or_default()
+async fn conversation_texts(
+    client: &reqwest::Client,
+    addr: &str,
+    api_key: &str,
+    id: &str,
+) -> Vec<String> {
+    let body: Value = client
+        .get(format!("http://{addr}/v1/conversations/{id}"))
+        .bearer_auth(api_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    body["messages"]
+        .as_array()
+        .map(|m| {
+            m.iter()
+                .filter(|m| m["role"] == "visitor")
+                .map(|m| m["text"].as_str().unwrap().to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_accepted_message_survives_a_kill_9_exactly_once() {
     let cli = Cli::new();
     let created = cli.json(&["tenant", "create", "acme", "--origin", ORIGIN]);
-    let (widget_key, api_key) = (created["widget_key"].as_str().unwrap().to_owned(), created["api_key"].as_str().unwrap().to_owned());
+    let (widget_key, api_key) = (
+        created["widget_key"].as_str().unwrap().to_owned(),
+        created["api_key"].as_str().unwrap().to_owned(),
+    );
     cli.json(&["tenant", "create", "other", "--origin", ORIGIN]);
     let llm = FakeLlm::start().await;
     let http = reqwest::Client::new();
@@ -88,13 +145,35 @@ async fn every_accepted_message_survives_a_kill_9_exactly_once() {
     for (round, kill_after_ms) in [(0, 350u64), (1, 800), (2, 120), (3, 500)].into_iter() {
         let mut server = start(&cli, &llm);
         let accepted: Accepted = Arc::default();
-        let clients: Vec<_> = (0..12).map(|w| tokio::spawn(client(server.addr.clone(), widget_key.clone(), round * 100 + w, accepted.clone()))).collect();
+        let clients: Vec<_> = (0..12)
+            .map(|w| {
+                tokio::spawn(client(
+                    server.addr.clone(),
+                    widget_key.clone(),
+                    round * 100 + w,
+                    accepted.clone(),
+                ))
+            })
+            .collect();
         let purging = round == 3;
+        // Let the load get going (bounded), then kill at a moment that varies by round.
+        for _ in 0..200 {
+            if accepted.lock().unwrap().len() >= 3 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         if purging {
             tokio::time::sleep(Duration::from_millis(kill_after_ms)).await;
             let addr = server.addr.clone();
             let key = api_key.clone();
-            tokio::spawn(async move { reqwest::Client::new().delete(format!("http://{addr}/v1/conversations")).bearer_auth(key).send().await });
+            tokio::spawn(async move {
+                reqwest::Client::new()
+                    .delete(format!("http://{addr}/v1/conversations"))
+                    .bearer_auth(key)
+                    .send()
+                    .await
+            });
             tokio::time::sleep(Duration::from_millis(3)).await;
         } else {
             tokio::time::sleep(Duration::from_millis(kill_after_ms)).await;
@@ -105,12 +184,18 @@ async fn every_accepted_message_survives_a_kill_9_exactly_once() {
             let _ = tokio::time::timeout(Duration::from_secs(10), c).await;
         }
         let seen = accepted.lock().unwrap().clone();
-        assert!(!seen.is_empty(), "round {round}: the load produced accepted messages");
+        assert!(
+            !seen.is_empty(),
+            "round {round}: the load produced accepted messages"
+        );
 
         let mut restarted = start(&cli, &llm);
         let mut by_conversation: HashMap<&str, Vec<&str>> = HashMap::new();
         for (text, conversation) in &seen {
-            by_conversation.entry(conversation.as_str()).or_default().push(text.as_str());
+            by_conversation
+                .entry(conversation.as_str())
+                .or_default()
+                .push(text.as_str());
         }
         let mut present = 0;
         for (conversation, texts) in &by_conversation {
@@ -128,10 +213,20 @@ async fn every_accepted_message_survives_a_kill_9_exactly_once() {
             // Messages accepted before the purge are gone by design; nothing is duplicated, and
             // the tenant keeps working after the restart.
             let mut widget_ok = false;
-            let mut request = format!("ws://{}/v1/widget/ws?key={widget_key}", restarted.addr).into_client_request().unwrap();
-            request.headers_mut().insert("origin", ORIGIN.parse().unwrap());
+            let mut request = format!("ws://{}/v1/widget/ws?key={widget_key}", restarted.addr)
+                .into_client_request()
+                .unwrap();
+            request
+                .headers_mut()
+                .insert("origin", ORIGIN.parse().unwrap());
             if let Ok((mut ws, _)) = tokio_tungstenite::connect_async(request).await {
-                ws.send(Message::Text(json!({"type": "submit", "id": "after", "text": "after the crash"}).to_string().into())).await.unwrap();
+                ws.send(Message::Text(
+                    json!({"type": "submit", "id": "after", "text": "after the crash"})
+                        .to_string()
+                        .into(),
+                ))
+                .await
+                .unwrap();
                 while let Some(Ok(Message::Text(frame))) = ws.next().await {
                     if frame.contains("\"done\"") {
                         widget_ok = true;
@@ -145,8 +240,18 @@ async fn every_accepted_message_survives_a_kill_9_exactly_once() {
         }
         restarted.child.kill().unwrap();
         restarted.child.wait().unwrap();
-        let verify = Command::new(bin()).args(["verify", "--json", "--data-dir"]).arg(cli.data_dir()).env("CHATVAULT_MASTER_KEY", &cli.master_key).output().unwrap();
+        let verify = Command::new(bin())
+            .args(["verify", "--json", "--data-dir"])
+            .arg(cli.data_dir())
+            .env("CHATVAULT_MASTER_KEY", &cli.master_key)
+            .output()
+            .unwrap();
         let report: Value = serde_json::from_slice(&verify.stdout).unwrap_or(Value::Null);
-        assert_eq!(report["ok"], true, "round {round}: integrity after kill -9: {report} {}", String::from_utf8_lossy(&verify.stderr));
+        assert_eq!(
+            report["ok"],
+            true,
+            "round {round}: integrity after kill -9: {report} {}",
+            String::from_utf8_lossy(&verify.stderr)
+        );
     }
 }

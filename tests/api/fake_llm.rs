@@ -81,11 +81,15 @@ impl FakeLlm {
 
     /// Makes `/moderations` answer 503 (or recover).
     pub fn set_moderation_down(&self, down: bool) {
-        self.state.moderation_down.store(down, std::sync::atomic::Ordering::SeqCst);
+        self.state
+            .moderation_down
+            .store(down, std::sync::atomic::Ordering::SeqCst);
     }
 
     pub fn moderation_requests(&self) -> usize {
-        self.state.moderation_requests.load(std::sync::atomic::Ordering::SeqCst)
+        self.state
+            .moderation_requests
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     pub fn last_request(&self) -> Value {
@@ -128,15 +132,29 @@ async fn complete(State(state): State<Arc<FakeState>>, body: Bytes) -> Response 
 
 /// Flags every category named as `FLAG:<category>` in the input.
 async fn moderate(State(state): State<Arc<FakeState>>, body: Bytes) -> Response {
-    state.moderation_requests.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-    if state.moderation_down.load(std::sync::atomic::Ordering::SeqCst) {
+    state
+        .moderation_requests
+        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    if state
+        .moderation_down
+        .load(std::sync::atomic::Ordering::SeqCst)
+    {
         return error(StatusCode::SERVICE_UNAVAILABLE, "server_error", None);
     }
     let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let input = request["input"].as_str().unwrap_or_default();
     let mut categories = serde_json::Map::new();
-    for category in ["harassment", "self-harm/intent", "sexual/minors", "violence", "illicit"] {
-        categories.insert(category.into(), json!(input.contains(&format!("FLAG:{category}"))));
+    for category in [
+        "harassment",
+        "self-harm/intent",
+        "sexual/minors",
+        "violence",
+        "illicit",
+    ] {
+        categories.insert(
+            category.into(),
+            json!(input.contains(&format!("FLAG:{category}"))),
+        );
     }
     let flagged = categories.values().any(|v| v == &json!(true));
     axum::Json(json!({"id": "modr-fake", "model": "fake-moderation", "results": [{"flagged": flagged, "categories": categories, "category_scores": {}}]})).into_response()

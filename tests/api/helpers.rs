@@ -51,7 +51,11 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut ServerConfig)) -> TestApp {
 }
 
 /// Starts the server on a data directory the caller prepared (e.g. a small tmpfs).
-pub async fn spawn_app_at(tmp: tempfile::TempDir, data_dir: PathBuf, tweak: impl FnOnce(&mut ServerConfig)) -> TestApp {
+pub async fn spawn_app_at(
+    tmp: tempfile::TempDir,
+    data_dir: PathBuf,
+    tweak: impl FnOnce(&mut ServerConfig),
+) -> TestApp {
     capture_logs();
     let master_key = MasterKey::generate();
     let store = Store::open(DataDir::open(&data_dir).unwrap(), &master_key, 16).unwrap();
@@ -75,7 +79,8 @@ pub async fn spawn_app_at(tmp: tempfile::TempDir, data_dir: PathBuf, tweak: impl
     .unwrap();
     let app = App::new(
         store.clone(),
-        Llm::new(Arc::new(backend), config.llm.timeouts).with_breaker(config.llm.breaker_threshold, config.llm.breaker_cooldown),
+        Llm::new(Arc::new(backend), config.llm.timeouts)
+            .with_breaker(config.llm.breaker_threshold, config.llm.breaker_cooldown),
         config,
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

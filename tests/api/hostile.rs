@@ -44,17 +44,32 @@ fn hostile_strings() -> Vec<String> {
 
 fn hostile_json() -> Vec<Value> {
     let mut values: Vec<Value> = hostile_strings().into_iter().map(Value::String).collect();
-    values.extend([json!(null), json!(-1), json!(1e300), json!(u64::MAX), json!(i64::MIN), json!([]), json!({}), json!([[[[]]]]), json!(true)]);
+    values.extend([
+        json!(null),
+        json!(-1),
+        json!(1e300),
+        json!(u64::MAX),
+        json!(i64::MIN),
+        json!([]),
+        json!({}),
+        json!([[[[]]]]),
+        json!(true),
+    ]);
     values
 }
 
 /// One client for the whole table (building a client per request costs more than the request).
-static CLIENT: std::sync::LazyLock<reqwest::Client> = std::sync::LazyLock::new(reqwest::Client::new);
+static CLIENT: std::sync::LazyLock<reqwest::Client> =
+    std::sync::LazyLock::new(reqwest::Client::new);
 
 async fn call(app: &TestApp, method: Method, path: &str, body: Option<Vec<u8>>) -> u16 {
-    let mut request = CLIENT.request(method.clone(), app.http(path)).bearer_auth(&app.acme.api_key);
+    let mut request = CLIENT
+        .request(method.clone(), app.http(path))
+        .bearer_auth(&app.acme.api_key);
     if let Some(body) = body {
-        request = request.header("content-type", "application/json").body(body);
+        request = request
+            .header("content-type", "application/json")
+            .body(body);
     }
     match request.send().await {
         Ok(response) => response.status().as_u16(),
@@ -89,37 +104,105 @@ async fn hostile_values_on_every_route_never_cause_a_server_error() {
             format!("/v1/widget/ws?key={v}"),
             format!("/{v}"),
         ] {
-            check(format!("GET {path:.80}"), call(&app, Method::GET, &path, None).await);
+            check(
+                format!("GET {path:.80}"),
+                call(&app, Method::GET, &path, None).await,
+            );
         }
-        for path in [format!("/v1/conversations/{v}"), format!("/v1/api-keys/{v}"), format!("/v1/users/{v}")] {
-            check(format!("DELETE {path:.80}"), call(&app, Method::DELETE, &path, None).await);
+        for path in [
+            format!("/v1/conversations/{v}"),
+            format!("/v1/api-keys/{v}"),
+            format!("/v1/users/{v}"),
+        ] {
+            check(
+                format!("DELETE {path:.80}"),
+                call(&app, Method::DELETE, &path, None).await,
+            );
         }
     }
-    let fields = ["name", "allowed_origins", "system_prompt", "model", "retention_days", "max_message_chars", "messages_per_minute", "daily_token_budget", "max_reply_tokens"];
+    let fields = [
+        "name",
+        "allowed_origins",
+        "system_prompt",
+        "model",
+        "retention_days",
+        "max_message_chars",
+        "messages_per_minute",
+        "daily_token_budget",
+        "max_reply_tokens",
+    ];
     for value in hostile_json() {
         for field in fields {
             let body = serde_json::to_vec(&json!({ field: value })).unwrap();
-            check(format!("PATCH settings {field}"), call(&app, Method::PATCH, "/v1/settings", Some(body)).await);
+            check(
+                format!("PATCH settings {field}"),
+                call(&app, Method::PATCH, "/v1/settings", Some(body)).await,
+            );
         }
-        for body in [json!({"name": value, "scopes": ["history:read"]}), json!({"scopes": [value]}), json!({"scopes": value})] {
-            check("POST api-keys".into(), call(&app, Method::POST, "/v1/api-keys", Some(serde_json::to_vec(&body).unwrap())).await);
+        for body in [
+            json!({"name": value, "scopes": ["history:read"]}),
+            json!({"scopes": [value]}),
+            json!({"scopes": value}),
+        ] {
+            check(
+                "POST api-keys".into(),
+                call(
+                    &app,
+                    Method::POST,
+                    "/v1/api-keys",
+                    Some(serde_json::to_vec(&body).unwrap()),
+                )
+                .await,
+            );
         }
-        for body in [json!({"tenant": value, "email": value, "password": value}), json!({"tenant": "acme", "email": "a@b.example", "password": value})] {
-            check("POST session".into(), call(&app, Method::POST, "/v1/session", Some(serde_json::to_vec(&body).unwrap())).await);
+        for body in [
+            json!({"tenant": value, "email": value, "password": value}),
+            json!({"tenant": "acme", "email": "a@b.example", "password": value}),
+        ] {
+            check(
+                "POST session".into(),
+                call(
+                    &app,
+                    Method::POST,
+                    "/v1/session",
+                    Some(serde_json::to_vec(&body).unwrap()),
+                )
+                .await,
+            );
         }
-        check("PUT webhook".into(), call(&app, Method::PUT, "/v1/webhook", Some(serde_json::to_vec(&json!({"url": value})).unwrap())).await);
+        check(
+            "PUT webhook".into(),
+            call(
+                &app,
+                Method::PUT,
+                "/v1/webhook",
+                Some(serde_json::to_vec(&json!({"url": value})).unwrap()),
+            )
+            .await,
+        );
     }
     let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000)).into_bytes();
-    let invalid_utf8 = vec![b'{', b'"', b'n', b'a', b'm', b'e', b'"', b':', b'"', 0xff, 0xfe, b'"', b'}'];
+    let invalid_utf8 = vec![
+        b'{', b'"', b'n', b'a', b'm', b'e', b'"', b':', b'"', 0xff, 0xfe, b'"', b'}',
+    ];
     for body in [deep, invalid_utf8, b"{".to_vec(), vec![0u8; 1000]] {
-        for (method, path) in [(Method::PATCH, "/v1/settings"), (Method::POST, "/v1/api-keys"), (Method::POST, "/v1/session"), (Method::PUT, "/v1/webhook")] {
+        for (method, path) in [
+            (Method::PATCH, "/v1/settings"),
+            (Method::POST, "/v1/api-keys"),
+            (Method::POST, "/v1/session"),
+            (Method::PUT, "/v1/webhook"),
+        ] {
             let status = call(&app, method.clone(), path, Some(body.clone())).await;
             check(format!("{method} {path} with a malformed body"), status);
             assert!((400..500).contains(&status), "{method} {path}: {status}");
         }
     }
     assert!(failures.is_empty(), "server errors: {failures:#?}");
-    assert_eq!(reqwest::get(app.http("/healthz")).await.unwrap().status(), 200, "still alive");
+    assert_eq!(
+        reqwest::get(app.http("/healthz")).await.unwrap().status(),
+        200,
+        "still alive"
+    );
 }
 
 #[tokio::test]
@@ -127,7 +210,10 @@ async fn hostile_frames_get_an_error_code_and_store_nothing() {
     let app = spawn_app().await;
     let mut widget = app.widget().await;
     let mut frames: Vec<String> = Vec::new();
-    for value in hostile_json().into_iter().filter(|v| v.as_str().is_none_or(|s| s.len() < 60_000)) {
+    for value in hostile_json()
+        .into_iter()
+        .filter(|v| v.as_str().is_none_or(|s| s.len() < 60_000))
+    {
         frames.push(json!({"type": "submit", "id": value, "text": "x"}).to_string());
         frames.push(json!({"type": "submit", "id": "ok", "text": value}).to_string());
         frames.push(json!({"type": "resume", "conversation": value, "token": value}).to_string());
@@ -144,7 +230,9 @@ async fn hostile_frames_get_an_error_code_and_store_nothing() {
             let reply = widget.next().await;
             let kind = reply["type"].as_str().unwrap_or_default().to_owned();
             if kind == "error" {
-                *codes.entry(reply["code"].as_str().unwrap().to_owned()).or_default() += 1;
+                *codes
+                    .entry(reply["code"].as_str().unwrap().to_owned())
+                    .or_default() += 1;
                 break;
             }
             if kind == "done" || kind == "resumed" || kind == "transcript" || kind == "erased" {
@@ -152,10 +240,24 @@ async fn hostile_frames_get_an_error_code_and_store_nothing() {
             }
         }
     }
-    assert!(codes.contains_key("invalid_frame") && codes.contains_key("unsupported_frame"), "{codes:?}");
-    assert!(!codes.contains_key("internal") && !codes.contains_key("storage_unavailable"), "{codes:?}");
+    assert!(
+        codes.contains_key("invalid_frame") && codes.contains_key("unsupported_frame"),
+        "{codes:?}"
+    );
+    assert!(
+        !codes.contains_key("internal") && !codes.contains_key("storage_unavailable"),
+        "{codes:?}"
+    );
     let acme = chatvault::domain::TenantId::parse("acme").unwrap();
-    let totals = app.store.vault.call(&acme, chatvault::vault::repo::totals).await.unwrap();
+    let totals = app
+        .store
+        .vault
+        .call(&acme, chatvault::vault::repo::totals)
+        .await
+        .unwrap();
     // Every well-formed submit reused the id "ok": at most that one message and its reply exist.
-    assert!(totals.messages <= 2, "only the one well-formed submit was stored: {totals:?}");
+    assert!(
+        totals.messages <= 2,
+        "only the one well-formed submit was stored: {totals:?}"
+    );
 }

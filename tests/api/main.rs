@@ -1,19 +1,19 @@
 //! Black-box tests: the real server on loopback, a real fake LLM, real clients.
 
-mod backup;
 mod abuse;
+mod backup;
 mod cli;
 mod config;
 mod cost_caps;
 mod crash;
-mod disk_full;
-mod erasure;
 mod customer_api;
 mod deploy;
+mod disk_full;
+mod erasure;
 mod fake_llm;
 mod handshake;
-mod hostile;
 mod helpers;
+mod hostile;
 mod interop;
 mod knowledge;
 mod metrics;
@@ -22,11 +22,11 @@ mod pages;
 mod policy;
 mod portal_sessions;
 mod prompt_wrapping;
-mod tls;
-mod safety;
 mod redaction;
 mod retention;
 mod rotation;
+mod safety;
+mod tls;
 mod upstream;
 mod webhooks;
 mod widget_frames;

@@ -148,16 +148,32 @@ async fn repeated_failures_open_the_circuit_and_a_probe_closes_it() {
         c.llm.breaker_cooldown = Duration::from_millis(500);
     })
     .await;
-    app.llm.script((0..4).map(|_| Behavior::Status(500, "server_error")));
+    app.llm
+        .script((0..4).map(|_| Behavior::Status(500, "server_error")));
     let mut widget = app.widget().await;
     for id in ["a", "b"] {
-        assert_eq!(widget.exchange(id, "hello").await.last().unwrap()["code"], "upstream_unavailable");
+        assert_eq!(
+            widget.exchange(id, "hello").await.last().unwrap()["code"],
+            "upstream_unavailable"
+        );
     }
     assert_eq!(app.llm.requests().len(), 4);
     let fast = widget.exchange("c", "hello").await;
     assert_eq!(fast.last().unwrap()["code"], "upstream_unavailable");
-    assert_eq!(app.llm.requests().len(), 4, "an open circuit fails fast without calling upstream");
+    assert_eq!(
+        app.llm.requests().len(),
+        4,
+        "an open circuit fails fast without calling upstream"
+    );
     tokio::time::sleep(Duration::from_millis(600)).await;
-    assert_eq!(widget.exchange("d", "hello").await.last().unwrap()["type"], "done", "the half-open probe succeeds");
-    assert_eq!(widget.exchange("e", "hello").await.last().unwrap()["type"], "done", "and the circuit is closed again");
+    assert_eq!(
+        widget.exchange("d", "hello").await.last().unwrap()["type"],
+        "done",
+        "the half-open probe succeeds"
+    );
+    assert_eq!(
+        widget.exchange("e", "hello").await.last().unwrap()["type"],
+        "done",
+        "and the circuit is closed again"
+    );
 }

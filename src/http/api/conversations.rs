@@ -27,18 +27,34 @@ pub struct ListParams {
     to: Option<String>,
 }
 
-pub async fn list(State(app): State<AppState>, auth: Auth, Query(params): Query<ListParams>) -> Result<Response> {
+pub async fn list(
+    State(app): State<AppState>,
+    auth: Auth,
+    Query(params): Query<ListParams>,
+) -> Result<Response> {
     auth.require(Scope::HistoryRead)?;
     let query = ListQuery {
         limit: params.limit.unwrap_or(50).clamp(1, 200),
         after: params.cursor.as_deref().map(parse_cursor).transpose()?,
         search: params.q.filter(|q| !q.trim().is_empty()),
         from: params.from.as_deref().map(parse_time).transpose()?,
-        to: params.to.as_deref().map(|t| parse_time(t).map(|ms| if t.len() == 10 { ms + 86_399_999 } else { ms })).transpose()?,
+        to: params
+            .to
+            .as_deref()
+            .map(|t| parse_time(t).map(|ms| if t.len() == 10 { ms + 86_399_999 } else { ms }))
+            .transpose()?,
     };
     let limit = query.limit as usize;
-    let page = app.store.vault.call(&auth.tenant, move |c| history::list_conversations(c, &query)).await?;
-    let next_cursor = (page.len() == limit).then(|| page.last().map(|c| format!("{}.{}", c.last_at, c.id))).flatten();
+    let page = app
+        .store
+        .vault
+        .call(&auth.tenant, move |c| {
+            history::list_conversations(c, &query)
+        })
+        .await?;
+    let next_cursor = (page.len() == limit)
+        .then(|| page.last().map(|c| format!("{}.{}", c.last_at, c.id)))
+        .flatten();
     let items: Vec<Value> = page
         .iter()
         .map(|c| json!({"id": c.id, "started_at": format_time(c.started_at), "last_at": format_time(c.last_at), "message_count": c.message_count}))
@@ -46,25 +62,60 @@ pub async fn list(State(app): State<AppState>, auth: Auth, Query(params): Query<
     Ok(axum::Json(json!({ "items": items, "next_cursor": next_cursor })).into_response())
 }
 
-pub async fn get(State(app): State<AppState>, auth: Auth, Path(id): Path<String>) -> Result<Response> {
+pub async fn get(
+    State(app): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<Response> {
     auth.require(Scope::HistoryRead)?;
     let id = ConversationId::parse(&id).ok_or_else(|| Error::not_found("conversation"))?;
-    let conversation = app.store.vault.call(&auth.tenant, move |c| history::full_conversation(c, &id)).await?;
+    let conversation = app
+        .store
+        .vault
+        .call(&auth.tenant, move |c| history::full_conversation(c, &id))
+        .await?;
     let conversation = conversation.ok_or_else(|| Error::not_found("conversation"))?;
     Ok(axum::Json(conversation_json(&conversation)).into_response())
 }
 
-pub async fn delete_one(State(app): State<AppState>, auth: Auth, Path(id): Path<String>) -> Result<StatusCode> {
+pub async fn delete_one(
+    State(app): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> Result<StatusCode> {
     auth.require(Scope::HistoryDelete)?;
     let id = ConversationId::parse(&id).ok_or_else(|| Error::not_found("conversation"))?;
     let gone = id.clone();
-    if !app.store.vault.call(&auth.tenant, move |c| repo::delete_conversation(c, &gone)).await? {
+    if !app
+        .store
+        .vault
+        .call(&auth.tenant, move |c| repo::delete_conversation(c, &gone))
+        .await?
+    {
         return Err(Error::not_found("conversation"));
     }
     // Rewrite the WAL so the deleted pages' old images do not linger in `-wal`.
-    app.store.vault.exclusive(&auth.tenant, |c| Ok(c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")?)).await?;
-    app.store.audit(&auth.tenant, &auth.actor(), "conversation.deleted", Some(id.as_str()), json!({})).await?;
-    app.webhooks.emit(&auth.tenant, crate::webhooks::Event::Erased { conversation: id.to_string() });
+    app.store
+        .vault
+        .exclusive(&auth.tenant, |c| {
+            Ok(c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")?)
+        })
+        .await?;
+    app.store
+        .audit(
+            &auth.tenant,
+            &auth.actor(),
+            "conversation.deleted",
+            Some(id.as_str()),
+            json!({}),
+        )
+        .await?;
+    app.webhooks.emit(
+        &auth.tenant,
+        crate::webhooks::Event::Erased {
+            conversation: id.to_string(),
+        },
+    );
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -82,23 +133,45 @@ pub struct ExportParams {
 
 /// Streams every conversation, one at a time, through a bounded channel: memory stays flat
 /// whatever the size of the history.
-pub async fn export(State(app): State<AppState>, auth: Auth, Query(params): Query<ExportParams>) -> Result<Response> {
+pub async fn export(
+    State(app): State<AppState>,
+    auth: Auth,
+    Query(params): Query<ExportParams>,
+) -> Result<Response> {
     auth.require(Scope::HistoryRead)?;
     let csv = match params.format.as_deref() {
         None | Some("ndjson") => false,
         Some("csv") => true,
         Some(_) => return Err(Error::invalid("invalid_format", "format is ndjson or csv")),
     };
-    app.store.audit(&auth.tenant, &auth.actor(), "history.exported", None, json!({"format": if csv { "csv" } else { "ndjson" }})).await?;
+    app.store
+        .audit(
+            &auth.tenant,
+            &auth.actor(),
+            "history.exported",
+            None,
+            json!({"format": if csv { "csv" } else { "ndjson" }}),
+        )
+        .await?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(8);
     let (vault, tenant) = (app.store.vault.clone(), auth.tenant.clone());
     tokio::task::spawn_blocking(move || {
-        if csv && tx.blocking_send(Ok(Bytes::from_static(b"conversation_id,message_id,role,at,text\n"))).is_err() {
+        if csv
+            && tx
+                .blocking_send(Ok(Bytes::from_static(
+                    b"conversation_id,message_id,role,at,text\n",
+                )))
+                .is_err()
+        {
             return;
         }
         let outcome = vault.open_reader_blocking(&tenant).and_then(|mut conn| {
             history::for_each_conversation(&mut conn, |conversation| {
-                let chunk = if csv { csv_rows(&conversation) } else { format!("{}\n", conversation_json(&conversation)) };
+                let chunk = if csv {
+                    csv_rows(&conversation)
+                } else {
+                    format!("{}\n", conversation_json(&conversation))
+                };
                 tx.blocking_send(Ok(Bytes::from(chunk))).is_ok()
             })
         });
@@ -108,15 +181,27 @@ pub async fn export(State(app): State<AppState>, auth: Auth, Query(params): Quer
         }
     });
     let stream = tokio_stream_from(rx);
-    let (content_type, name) = if csv { ("text/csv; charset=utf-8", "conversations.csv") } else { ("application/x-ndjson", "conversations.ndjson") };
+    let (content_type, name) = if csv {
+        ("text/csv; charset=utf-8", "conversations.csv")
+    } else {
+        ("application/x-ndjson", "conversations.ndjson")
+    };
     Ok((
-        [(header::CONTENT_TYPE, content_type.to_owned()), (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\""))],
+        [
+            (header::CONTENT_TYPE, content_type.to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}\""),
+            ),
+        ],
         Body::from_stream(stream),
     )
         .into_response())
 }
 
-fn tokio_stream_from(mut rx: tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> {
+fn tokio_stream_from(
+    mut rx: tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>,
+) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> {
     futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 
@@ -125,7 +210,8 @@ fn conversation_json(c: &FullConversation) -> Value {
         .messages
         .iter()
         .map(|m| {
-            let mut message = json!({"id": m.id, "role": m.role, "text": m.text, "at": format_time(m.at)});
+            let mut message =
+                json!({"id": m.id, "role": m.role, "text": m.text, "at": format_time(m.at)});
             if let Some(flags) = &m.flags {
                 message["flags"] = json!(flags);
             }
@@ -138,13 +224,26 @@ fn conversation_json(c: &FullConversation) -> Value {
 fn csv_rows(c: &FullConversation) -> String {
     c.messages
         .iter()
-        .map(|m| format!("{},{},{},{},{}\n", c.id, m.id, m.role.as_str(), format_time(m.at), csv_field(&m.text)))
+        .map(|m| {
+            format!(
+                "{},{},{},{},{}\n",
+                c.id,
+                m.id,
+                m.role.as_str(),
+                format_time(m.at),
+                csv_field(&m.text)
+            )
+        })
         .collect()
 }
 
 /// Quotes a CSV field, and defuses spreadsheet formulas (a leading `=`, `+`, `-`, `@`).
 pub fn csv_field(text: &str) -> String {
-    let defused = if text.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{text}") } else { text.to_owned() };
+    let defused = if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{text}")
+    } else {
+        text.to_owned()
+    };
     format!("\"{}\"", defused.replace('"', "\"\""))
 }
 
@@ -157,8 +256,20 @@ fn parse_cursor(raw: &str) -> Result<(i64, String)> {
 
 /// Milliseconds from RFC 3339 or a bare `YYYY-MM-DD` (midnight UTC).
 pub fn parse_time(raw: &str) -> Result<i64> {
-    let full = if raw.len() == 10 { format!("{raw}T00:00:00Z") } else { raw.to_owned() };
-    let at = humantime::parse_rfc3339_weak(&full).map_err(|_| Error::invalid("invalid_time", "times are RFC 3339, e.g. 2026-11-25 or 2026-11-25T10:00:00Z"))?;
-    let ms = at.duration_since(std::time::UNIX_EPOCH).map_err(|_| Error::invalid("invalid_time", "times before 1970 are not supported"))?.as_millis();
+    let full = if raw.len() == 10 {
+        format!("{raw}T00:00:00Z")
+    } else {
+        raw.to_owned()
+    };
+    let at = humantime::parse_rfc3339_weak(&full).map_err(|_| {
+        Error::invalid(
+            "invalid_time",
+            "times are RFC 3339, e.g. 2026-11-25 or 2026-11-25T10:00:00Z",
+        )
+    })?;
+    let ms = at
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|_| Error::invalid("invalid_time", "times before 1970 are not supported"))?
+        .as_millis();
     Ok(i64::try_from(ms).unwrap_or(i64::MAX))
 }

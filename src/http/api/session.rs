@@ -30,13 +30,20 @@ pub struct LoginBody {
     password: String,
 }
 
-pub async fn login(State(app): State<AppState>, ConnectInfo(peer): ConnectInfo<SocketAddr>, headers: HeaderMap, Json(body): Json<LoginBody>) -> Result<Response> {
+pub async fn login(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Json(body): Json<LoginBody>,
+) -> Result<Response> {
     let ip = client_ip(peer.ip(), &headers, &app.config.trusted_proxies);
     let account = format!("{}/{}", body.tenant, body.email.trim().to_lowercase());
     let keys = [format!("ip:{ip}"), format!("account:{account}")];
     for key in &keys {
         if let Err(wait) = app.login_failures.check(key) {
-            return Err(Error::RateLimited { retry_after_ms: u64::try_from(wait.as_millis()).unwrap_or(u64::MAX) });
+            return Err(Error::RateLimited {
+                retry_after_ms: u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+            });
         }
     }
     let refused = || Error::Unauthorized("wrong tenant, e-mail or password".into());
@@ -45,16 +52,37 @@ pub async fn login(State(app): State<AppState>, ConnectInfo(peer): ConnectInfo<S
     let credentials = match (&tenant, &email) {
         (Some(t), Some(e)) => {
             let (t, e) = (t.clone(), e.clone());
-            app.store.catalog.call(move |c| users::credentials(c, &t, &e)).await?
+            app.store
+                .catalog
+                .call(move |c| users::credentials(c, &t, &e))
+                .await?
         }
         _ => None,
     };
-    let stored = credentials.as_ref().map(|c| c.password_hash.clone()).unwrap_or_else(|| DUMMY_HASH.to_owned());
+    let stored = credentials
+        .as_ref()
+        .map(|c| c.password_hash.clone())
+        .unwrap_or_else(|| DUMMY_HASH.to_owned());
     let password = body.password;
-    let verified = blocking(move || Ok(users::verify_password(&password, &stored))).await? && credentials.is_some();
-    let (Some(tenant), Some(email), Some(credentials)) = (tenant, email, credentials.filter(|_| verified)) else {
-        if let Some(t) = TenantId::parse(&body.tenant).ok().filter(|_| !body.email.is_empty()) {
-            let _ = app.store.audit(&t, "anonymous", "login.failed", None, json!({ "ip": ip.to_string() })).await;
+    let verified = blocking(move || Ok(users::verify_password(&password, &stored))).await?
+        && credentials.is_some();
+    let (Some(tenant), Some(email), Some(credentials)) =
+        (tenant, email, credentials.filter(|_| verified))
+    else {
+        if let Some(t) = TenantId::parse(&body.tenant)
+            .ok()
+            .filter(|_| !body.email.is_empty())
+        {
+            let _ = app
+                .store
+                .audit(
+                    &t,
+                    "anonymous",
+                    "login.failed",
+                    None,
+                    json!({ "ip": ip.to_string() }),
+                )
+                .await;
         }
         keys.iter().for_each(|key| app.login_failures.record(key));
         tracing::info!(client_ip = %ip, "portal login refused");
@@ -73,27 +101,65 @@ pub async fn login(State(app): State<AppState>, ConnectInfo(peer): ConnectInfo<S
             users::create_session(c, &t, &e)
         })
         .await?;
-    app.store.audit(&tenant, &format!("user:{email}"), "login", None, json!({ "ip": ip.to_string() })).await?;
+    app.store
+        .audit(
+            &tenant,
+            &format!("user:{email}"),
+            "login",
+            None,
+            json!({ "ip": ip.to_string() }),
+        )
+        .await?;
     let body = json!({"tenant": tenant.as_str(), "email": email, "role": credentials.role, "csrf_token": csrf, "must_change_password": credentials.must_change_password});
-    Ok(with_cookie(axum::Json(body).into_response(), &auth::session_set_cookie(&session_id, app.config.session_absolute.as_secs(), !app.config.demo)))
+    Ok(with_cookie(
+        axum::Json(body).into_response(),
+        &auth::session_set_cookie(
+            &session_id,
+            app.config.session_absolute.as_secs(),
+            !app.config.demo,
+        ),
+    ))
 }
 
 pub async fn me(State(app): State<AppState>, auth: Auth, headers: HeaderMap) -> Result<Response> {
     let Principal::User { email, role } = &auth.principal else {
-        return Err(Error::invalid("not_a_session", "this endpoint is for portal sessions"));
+        return Err(Error::invalid(
+            "not_a_session",
+            "this endpoint is for portal sessions",
+        ));
     };
     let id = auth::session_cookie(&headers).unwrap_or_default();
-    let (idle, absolute) = (app.config.session_idle.as_millis() as i64, app.config.session_absolute.as_millis() as i64);
-    let session = app.store.catalog.call(move |c| users::session(c, &id, idle, absolute)).await?.ok_or_else(|| Error::Unauthorized("the session has ended".into()))?;
+    let (idle, absolute) = (
+        app.config.session_idle.as_millis() as i64,
+        app.config.session_absolute.as_millis() as i64,
+    );
+    let session = app
+        .store
+        .catalog
+        .call(move |c| users::session(c, &id, idle, absolute))
+        .await?
+        .ok_or_else(|| Error::Unauthorized("the session has ended".into()))?;
     Ok(axum::Json(json!({"tenant": auth.tenant.as_str(), "email": email, "role": role, "csrf_token": session.csrf_token, "must_change_password": session.must_change_password})).into_response())
 }
 
-pub async fn logout(State(app): State<AppState>, auth: Auth, headers: HeaderMap) -> Result<Response> {
+pub async fn logout(
+    State(app): State<AppState>,
+    auth: Auth,
+    headers: HeaderMap,
+) -> Result<Response> {
     if let Some(id) = auth::session_cookie(&headers) {
-        app.store.catalog.call(move |c| users::delete_session(c, &id)).await?;
+        app.store
+            .catalog
+            .call(move |c| users::delete_session(c, &id))
+            .await?;
     }
-    app.store.audit(&auth.tenant, &auth.actor(), "logout", None, json!({})).await?;
-    Ok(with_cookie(StatusCode::NO_CONTENT.into_response(), &auth::session_set_cookie("", 0, !app.config.demo)))
+    app.store
+        .audit(&auth.tenant, &auth.actor(), "logout", None, json!({}))
+        .await?;
+    Ok(with_cookie(
+        StatusCode::NO_CONTENT.into_response(),
+        &auth::session_set_cookie("", 0, !app.config.demo),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -104,15 +170,30 @@ pub struct PasswordBody {
 }
 
 /// Changes the caller's password, ends all their sessions and starts a fresh one.
-pub async fn change_password(State(app): State<AppState>, auth: Auth, Json(body): Json<PasswordBody>) -> Result<Response> {
+pub async fn change_password(
+    State(app): State<AppState>,
+    auth: Auth,
+    Json(body): Json<PasswordBody>,
+) -> Result<Response> {
     let Principal::User { email, role } = auth.principal.clone() else {
-        return Err(Error::invalid("not_a_session", "this endpoint is for portal sessions"));
+        return Err(Error::invalid(
+            "not_a_session",
+            "this endpoint is for portal sessions",
+        ));
     };
     if body.new.chars().count() < 12 || body.new.len() > 512 || body.new == body.current {
-        return Err(Error::invalid("weak_password", "the new password must be 12-512 characters and differ from the current one"));
+        return Err(Error::invalid(
+            "weak_password",
+            "the new password must be 12-512 characters and differ from the current one",
+        ));
     }
     let (t, e) = (auth.tenant.clone(), email.clone());
-    let stored = app.store.catalog.call(move |c| users::credentials(c, &t, &e)).await?.ok_or_else(|| Error::Unauthorized("unknown user".into()))?;
+    let stored = app
+        .store
+        .catalog
+        .call(move |c| users::credentials(c, &t, &e))
+        .await?
+        .ok_or_else(|| Error::Unauthorized("unknown user".into()))?;
     let (current, new) = (body.current, body.new);
     let hash = blocking(move || {
         if !users::verify_password(&current, &stored.password_hash) {
@@ -131,9 +212,24 @@ pub async fn change_password(State(app): State<AppState>, auth: Auth, Json(body)
             users::create_session(c, &t, &e)
         })
         .await?;
-    app.store.audit(&auth.tenant, &auth.actor(), "password.changed", None, json!({})).await?;
+    app.store
+        .audit(
+            &auth.tenant,
+            &auth.actor(),
+            "password.changed",
+            None,
+            json!({}),
+        )
+        .await?;
     let body = json!({"tenant": auth.tenant.as_str(), "email": email, "role": role, "csrf_token": csrf, "must_change_password": false});
-    Ok(with_cookie(axum::Json(body).into_response(), &auth::session_set_cookie(&session_id, app.config.session_absolute.as_secs(), !app.config.demo)))
+    Ok(with_cookie(
+        axum::Json(body).into_response(),
+        &auth::session_set_cookie(
+            &session_id,
+            app.config.session_absolute.as_secs(),
+            !app.config.demo,
+        ),
+    ))
 }
 
 fn with_cookie(mut response: Response, cookie: &str) -> Response {
@@ -153,15 +249,29 @@ pub struct NewUserBody {
 pub async fn add_user(State(app): State<AppState>, auth: Auth, body: Bytes) -> Result<Response> {
     auth.require_owner()?;
     let body: NewUserBody = parse_json(&body)?;
-    let (email, role) = (users::normalize_email(&body.email)?, Role::parse(&body.role)?);
-    let password = app.store.add_user(&auth.tenant, &email, role, &auth.actor()).await?;
-    Ok((StatusCode::CREATED, axum::Json(json!({"email": email, "role": role, "password": password}))).into_response())
+    let (email, role) = (
+        users::normalize_email(&body.email)?,
+        Role::parse(&body.role)?,
+    );
+    let password = app
+        .store
+        .add_user(&auth.tenant, &email, role, &auth.actor())
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(json!({"email": email, "role": role, "password": password})),
+    )
+        .into_response())
 }
 
 pub async fn list_users(State(app): State<AppState>, auth: Auth) -> Result<Response> {
     auth.require_owner()?;
     let tenant = auth.tenant.clone();
-    let list = app.store.catalog.call(move |c| users::list(c, &tenant)).await?;
+    let list = app
+        .store
+        .catalog
+        .call(move |c| users::list(c, &tenant))
+        .await?;
     let list: Vec<_> = list.iter().map(|u| json!({"email": u.email, "role": u.role, "must_change_password": u.must_change_password, "created_at": crate::db::format_time(u.created_at)})).collect();
     Ok(axum::Json(json!({ "users": list })).into_response())
 }
@@ -172,26 +282,64 @@ pub struct RoleBody {
     role: String,
 }
 
-pub async fn set_role(State(app): State<AppState>, auth: Auth, Path(email): Path<String>, body: Bytes) -> Result<StatusCode> {
+pub async fn set_role(
+    State(app): State<AppState>,
+    auth: Auth,
+    Path(email): Path<String>,
+    body: Bytes,
+) -> Result<StatusCode> {
     auth.require_owner()?;
     let body: RoleBody = parse_json(&body)?;
-    let (email, role) = (users::normalize_email(&email).map_err(|_| Error::not_found("user"))?, Role::parse(&body.role)?);
+    let (email, role) = (
+        users::normalize_email(&email).map_err(|_| Error::not_found("user"))?,
+        Role::parse(&body.role)?,
+    );
     let (t, e) = (auth.tenant.clone(), email.clone());
-    if !app.store.catalog.call(move |c| users::set_role(c, &t, &e, role)).await? {
+    if !app
+        .store
+        .catalog
+        .call(move |c| users::set_role(c, &t, &e, role))
+        .await?
+    {
         return Err(Error::not_found("user"));
     }
-    app.store.audit(&auth.tenant, &auth.actor(), "user.role_changed", Some(&email), json!({ "role": role })).await?;
+    app.store
+        .audit(
+            &auth.tenant,
+            &auth.actor(),
+            "user.role_changed",
+            Some(&email),
+            json!({ "role": role }),
+        )
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-pub async fn remove_user(State(app): State<AppState>, auth: Auth, Path(email): Path<String>) -> Result<StatusCode> {
+pub async fn remove_user(
+    State(app): State<AppState>,
+    auth: Auth,
+    Path(email): Path<String>,
+) -> Result<StatusCode> {
     auth.require_owner()?;
     let email = users::normalize_email(&email).map_err(|_| Error::not_found("user"))?;
     let (t, e) = (auth.tenant.clone(), email.clone());
-    if !app.store.catalog.call(move |c| users::remove(c, &t, &e)).await? {
+    if !app
+        .store
+        .catalog
+        .call(move |c| users::remove(c, &t, &e))
+        .await?
+    {
         return Err(Error::not_found("user"));
     }
-    app.store.audit(&auth.tenant, &auth.actor(), "user.removed", Some(&email), json!({})).await?;
+    app.store
+        .audit(
+            &auth.tenant,
+            &auth.actor(),
+            "user.removed",
+            Some(&email),
+            json!({}),
+        )
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
