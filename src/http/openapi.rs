@@ -27,6 +27,7 @@ pub async fn document() -> Json<utoipa::openapi::OpenApi> {
         create_key, list_keys, revoke_key,
         upload_document, list_documents, get_document, delete_document, purge_documents,
     ),
+    components(schemas(ExportFormat, AuditFormat)),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
 )]
@@ -284,7 +285,7 @@ fn patch_settings() {}
 
 #[utoipa::path(get, path = "/v1/audit", tag = "account",
     params(("format" = Option<AuditFormat>, Query, description = "json by default"), ("days" = Option<u32>, Query, description = "1-3650, default 90")),
-    responses((status = 200, body = AuditLog), (status = 400, body = ApiError), (status = 401, body = ApiError)))]
+    responses((status = 200, description = "the audit log", content((AuditLog = "application/json"), (String = "text/csv"))), (status = 400, body = ApiError), (status = 401, body = ApiError)))]
 fn get_audit() {}
 
 #[utoipa::path(post, path = "/v1/api-keys", tag = "keys", request_body = NewKey,
