@@ -81,6 +81,7 @@ fn main() -> Result<()> {
     println!("chatvault storage benchmark ({})", mode_name(quick));
     let open = bench_open(tmp.path(), &plan)?;
     let insert = runtime.block_on(bench_insert(tmp.path(), &plan))?;
+    let cold = runtime.block_on(bench_cold_open(tmp.path()))?;
     let purge = runtime.block_on(bench_purge(tmp.path(), &plan))?;
     let report = json!({
         "benchmark": "storage",
@@ -88,6 +89,7 @@ fn main() -> Result<()> {
         "machine": stats::machine(),
         "open": open,
         "insert": insert,
+        "vault_cold_open": cold,
         "purge": purge,
     });
     let path = stats::write_report("storage.json", &report)?;
@@ -327,6 +329,68 @@ async fn insert_grouped(
         latencies.extend(task.await??);
     }
     Ok((per_writer * GROUP_WRITERS, started.elapsed(), latencies))
+}
+
+// ---------------------------------------------------------------------------------------------
+// A call to a tenant whose file is closed (LRU-evicted) vs one whose file is open.
+
+const COLD_TENANTS: usize = 64;
+const COLD_LRU: usize = 8;
+
+async fn bench_cold_open(dir: &Path) -> Result<Value> {
+    let data = DataDir::open(dir.join("cold"))?;
+    let keyring = Keyring::open(&data, &MasterKey::generate())?;
+    let vault = Vault::new(data, keyring, COLD_LRU);
+    let ids: Vec<TenantId> = (0..COLD_TENANTS)
+        .map(|i| TenantId::parse(&format!("cold-{i:03}")))
+        .collect::<chatvault::Result<_>>()?;
+    let (creator, create) = (vault.clone(), ids.clone());
+    tokio::task::spawn_blocking(move || -> Result<()> {
+        for id in &create {
+            creator.create_tenant_blocking(id)?;
+        }
+        Ok(())
+    })
+    .await??;
+    let (mut cold, mut warm) = (Vec::new(), Vec::new());
+    for round in 0..3 {
+        // Round-robin over more tenants than the LRU holds: every call opens a closed file.
+        for id in &ids {
+            let started = Instant::now();
+            vault.call(id, write_conversation).await?;
+            if round > 0 {
+                cold.push(started.elapsed());
+            }
+        }
+    }
+    for _ in 0..COLD_TENANTS * 2 {
+        let started = Instant::now();
+        vault.call(&ids[0], write_conversation).await?;
+        warm.push(started.elapsed());
+    }
+    let (cold, warm) = (Summary::of(cold), Summary::of(warm));
+    println!(
+        "\n## Vault write (one new conversation, committed) to a closed tenant file vs an open one (LRU {COLD_LRU}, {COLD_TENANTS} tenants)"
+    );
+    println!("{:<28} {:>6} {:>12} {:>12}", "", "n", "median ms", "p95 ms");
+    for (name, s) in [
+        ("cold (keyring + open)", &cold),
+        ("warm (file open)", &warm),
+    ] {
+        println!(
+            "{name:<28} {:>6} {:>12.3} {:>12.3}",
+            s.n,
+            ms(s.p50),
+            ms(s.p95)
+        );
+    }
+    Ok(
+        json!({"cold": cold.to_json(), "warm": warm.to_json(), "lru": COLD_LRU, "tenants": COLD_TENANTS}),
+    )
+}
+
+fn write_conversation(conn: &Connection) -> chatvault::Result<()> {
+    repo::create_conversation(conn, &ConversationId::generate(), &[0u8; 32], db::now_ms())
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@
 //!
 //! `cargo bench --bench load` (full) or `cargo bench --bench load -- --quick` (CI-size).
 //! Options: `--tokens N` (20), `--token-delay-us N` (0), `--connections N` (256),
-//! `--messages N`. Prints tables and writes `<target-dir>/bench/load.json`. Numbers only.
+//! `--messages N`, `--gather-us N` (1000: extra gateway runs with a commit gather; 0 skips). Prints tables and writes `<target-dir>/bench/load.json`. Numbers only.
 
 #[path = "../support/stats.rs"]
 mod stats;
@@ -32,6 +32,8 @@ pub struct Plan {
     pub tenants: usize,
     pub max_open: usize,
     pub probes: usize,
+    /// A second pair of gateway runs with this commit gather (µs); 0 skips them.
+    pub gather_us: u64,
     pub dir: std::path::PathBuf,
 }
 
@@ -58,6 +60,7 @@ fn main() -> Result<()> {
         tenants: arg(&args, "--tenants", if quick { 1_000 } else { 10_000 }),
         max_open: 256,
         probes: if quick { 100 } else { 500 },
+        gather_us: arg(&args, "--gather-us", 1_000),
         dir: tmp.path().to_owned(),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()

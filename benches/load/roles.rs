@@ -173,15 +173,18 @@ async fn server(args: &[String]) -> Result<()> {
     let data = DataDir::open(arg::<String>(args, "--data", String::new()))?;
     let max_open: usize = arg(args, "--max-open", 256);
     let master = MasterKey::generate();
-    let store = if arg::<String>(args, "--store", "enc".into()) == "plain" {
-        let keyring = Keyring::open(&data, &master)?;
-        Store {
-            catalog: Catalog::open(&data, &master)?,
-            vault: Vault::plaintext_for_benchmarks(data.clone(), keyring, max_open),
-            dir: data,
-        }
+    let catalog = Catalog::open(&data, &master)?;
+    let keyring = Keyring::open(&data, &master)?;
+    let vault = if arg::<String>(args, "--store", "enc".into()) == "plain" {
+        Vault::plaintext_for_benchmarks(data.clone(), keyring, max_open)
     } else {
-        Store::open(data, &master, max_open)?
+        Vault::new(data.clone(), keyring, max_open)
+    };
+    let gather = Duration::from_micros(arg(args, "--gather-us", 0));
+    let store = Store {
+        catalog,
+        vault: vault.with_commit_gather(gather),
+        dir: data,
     };
     let count: usize = arg(args, "--tenants", 1);
     let keys = create_tenants(&store, count).await?;
@@ -192,11 +195,16 @@ async fn server(args: &[String]) -> Result<()> {
     .context("writing the widget keys")?;
 
     let llm_url: String = arg(args, "--llm", String::new());
+    // Every client is 127.0.0.1: lift the per-IP limits so the run measures the gateway.
     let mut config = ServerConfig {
         handshakes_per_minute: 10_000_000,
+        http_requests_per_minute: 10_000_000,
+        max_sockets: 100_000,
+        max_sockets_per_ip: 100_000,
         max_open_tenants: max_open,
         ..ServerConfig::default()
     };
+    config.transport.max_connections = 100_000;
     config.llm.base_url = Some(llm_url.clone());
     config.llm.model = "fake".into();
     let backend = OpenAiBackend::new(&llm_url, Some("sk-bench".into()), Duration::from_secs(2))?;

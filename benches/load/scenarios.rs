@@ -31,6 +31,18 @@ fn server(
     tenants: usize,
     llm_url: &str,
 ) -> Result<(Process, Vec<String>)> {
+    server_gathering(plan, name, store, tenants, llm_url, plan.gather_us)
+}
+
+/// [`server`] whose tenant writers wait up to `gather_us` for more writes per commit.
+fn server_gathering(
+    plan: &Plan,
+    name: &str,
+    store: &str,
+    tenants: usize,
+    llm_url: &str,
+    gather_us: u64,
+) -> Result<(Process, Vec<String>)> {
     let data = plan.dir.join(name);
     let keys = plan.dir.join(format!("{name}.keys"));
     let args = [
@@ -46,6 +58,8 @@ fn server(
         &data.display().to_string(),
         "--keys",
         &keys.display().to_string(),
+        "--gather-us",
+        &gather_us.to_string(),
     ]
     .map(str::to_owned);
     // Creating 10,000 tenants (a file, a DEK and catalog rows each) takes a while.
@@ -179,13 +193,30 @@ pub async fn peak(plan: &Plan) -> Result<Value> {
     drop(echo);
 
     let mut runs = serde_json::Map::new();
-    for (name, store) in [("gateway_sqlcipher", "enc"), ("gateway_plain", "plain")] {
-        let (server, urls) = server(plan, name, store, plan.peak_tenants, &llm.addr)?;
-        let label = if store == "enc" {
-            "gateway (SQLCipher)"
-        } else {
-            "(b) gateway plain"
-        };
+    let gather = plan.gather_us;
+    // The shipped configuration (commit gather on) first, then both without it: before/after.
+    let variants = [
+        ("gateway_sqlcipher", "enc", gather, "gateway (SQLCipher)"),
+        ("gateway_plain", "plain", gather, "(b) gateway plain"),
+        (
+            "gateway_sqlcipher_no_gather",
+            "enc",
+            0,
+            "SQLCipher, no gather",
+        ),
+        (
+            "gateway_plain_no_gather",
+            "plain",
+            0,
+            "(b) plain, no gather",
+        ),
+    ];
+    for (name, store, gather_us, label) in variants {
+        if gather == 0 && name.ends_with("_no_gather") {
+            continue;
+        }
+        let (server, urls) =
+            server_gathering(plan, name, store, plan.peak_tenants, &llm.addr, gather_us)?;
         runs.insert(
             name.into(),
             through_sockets(&server, &urls, Some(ORIGIN), &load, Some(&llm), label).await,
@@ -209,6 +240,21 @@ pub async fn peak(plan: &Plan) -> Result<Value> {
         encryption_cost * 100.0,
         verdict(encryption_cost <= 0.15)
     );
+    if gather > 0 {
+        let enc_0 = rate(&runs["gateway_sqlcipher_no_gather"]);
+        let plain_0 = rate(&runs["gateway_plain_no_gather"]);
+        let cost_0 = 1.0 - enc_0 / plain_0.max(1e-9);
+        let gain = enc / enc_0.max(1e-9) - 1.0;
+        println!(
+            "commit gather {gather} µs vs none: SQLCipher {enc:.0} vs {enc_0:.0} msg/s ({:+.1}%); encryption cost without it {:.1}%",
+            100.0 * gain,
+            100.0 * cost_0
+        );
+        runs.insert(
+            "gather".into(),
+            json!({"gather_us": gather, "encryption_cost_without": cost_0, "sqlcipher_gain": gain}),
+        );
+    }
     runs.insert("direct".into(), direct);
     runs.insert("echo".into(), echo_json);
     runs.insert("ratios".into(), json!({
@@ -489,6 +535,14 @@ pub fn print_summary(report: &Value) {
         "≤ 2 ms",
         &cold["met"],
     );
+    if let Some(g) = peak.get("gather") {
+        println!(
+            "| commit gather ({} µs, adaptive) vs none, SQLCipher msg/s | {:+.1}% (encryption cost without it {:.1}%) | — | — |",
+            g["gather_us"],
+            100.0 * f(&g["sqlcipher_gain"]),
+            100.0 * f(&g["encryption_cost_without"])
+        );
+    }
     println!(
         "| gateway / bare tungstenite echo (same frames) | {:.2} | — | — |",
         f(&peak["ratios"]["gateway_over_echo"])
