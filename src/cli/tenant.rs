@@ -17,6 +17,10 @@ pub enum TenantCommand {
         origins: Vec<String>,
         #[arg(long)]
         name: Option<String>,
+        /// The tenant's initial retention window in days (0 keeps conversations until deleted);
+        /// the customer can change it later in the portal.
+        #[arg(long, env = "CHATVAULT_DEFAULT_RETENTION_DAYS", default_value_t = 30)]
+        retention_days: u32,
     },
     /// List tenants.
     List,
@@ -34,7 +38,12 @@ const ACTOR: &str = "cli";
 
 pub async fn run(global: &GlobalArgs, out: &Output, cmd: TenantCommand) -> Result<()> {
     match cmd {
-        TenantCommand::Create { id, origins, name } => {
+        TenantCommand::Create {
+            id,
+            origins,
+            name,
+            retention_days,
+        } => {
             let id = TenantId::parse(&id)?;
             let origins = origins
                 .iter()
@@ -42,7 +51,22 @@ pub async fn run(global: &GlobalArgs, out: &Output, cmd: TenantCommand) -> Resul
                 .collect::<Result<Vec<_>>>()?;
             let store = global.open_store(4)?;
             let name = name.unwrap_or_else(|| id.to_string());
+            let mut settings = crate::catalog::settings::TenantSettings {
+                retention_days,
+                ..Default::default()
+            };
+            settings.validate()?;
             let created = store.create_tenant(&id, &name, &origins, ACTOR).await?;
+            if settings != crate::catalog::settings::TenantSettings::default() {
+                let (tenant, display) = (id.clone(), name.clone());
+                settings.retention_days = retention_days;
+                store
+                    .catalog
+                    .call(move |c| {
+                        crate::catalog::tenants::update_settings(c, &tenant, &display, &settings)
+                    })
+                    .await?;
+            }
             out.emit(serde_json::to_value(&created).unwrap_or_default(), || {
                 format!(
                     "created tenant {}\nwidget key: {}\nAPI key (shown once): {}",

@@ -400,3 +400,55 @@ async fn demo_needs_no_configuration_and_prints_a_working_portal_login() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+#[test]
+fn the_initial_retention_window_comes_from_configuration() {
+    let cli = Cli::new();
+    let policy = |id: &str| {
+        cli.json(&["policy-snippet", id])["text"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    cli.json(&["tenant", "create", "plain", "--origin", "https://a.example"]);
+    assert!(policy("plain").contains("30 days"), "{}", policy("plain"));
+    cli.json(&[
+        "tenant",
+        "create",
+        "short",
+        "--origin",
+        "https://a.example",
+        "--retention-days",
+        "7",
+    ]);
+    assert!(policy("short").contains("7 days"), "{}", policy("short"));
+    let out = Command::new(bin())
+        .args([
+            "tenant",
+            "create",
+            "env",
+            "--origin",
+            "https://a.example",
+            "--json",
+            "--data-dir",
+        ])
+        .arg(cli.data_dir())
+        .env("CHATVAULT_MASTER_KEY", &cli.master_key)
+        .env("CHATVAULT_DEFAULT_RETENTION_DAYS", "90")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(policy("env").contains("90 days"), "{}", policy("env"));
+    assert!(
+        error_line(&cli.run(&[
+            "tenant",
+            "create",
+            "bad",
+            "--origin",
+            "https://a.example",
+            "--retention-days",
+            "99999"
+        ]))
+        .contains("retention_days")
+    );
+}
