@@ -71,9 +71,11 @@ async fn schemathesis_finds_no_server_error_and_no_schema_violation() {
             "--seed",
             "20261125",
             "--workers",
-            "2",
+            "1",
             "--no-color",
         ])
+        // One worker: with two, an export racing a purge was once cut off mid-stream (reported),
+        // and hypothesis on CPython 3.11 can trip over its own threads (an AST SystemError).
         // Revoking keys listed by GET /v1/api-keys would revoke the fuzzer's own key.
         .args(["--exclude-operation-id", "revoke_key"])
         .args(["--request-timeout", "10", "--max-time", "40"])
