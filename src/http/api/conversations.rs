@@ -153,8 +153,12 @@ pub async fn export(
             json!({"format": if csv { "csv" } else { "ndjson" }}),
         )
         .await?;
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(8);
+    // Open the reader before answering, so a tenant that cannot be read gets a proper error
+    // status instead of a stream that breaks after its headers.
     let (vault, tenant) = (app.store.vault.clone(), auth.tenant.clone());
+    let reader = crate::store::blocking(move || vault.open_reader_blocking(&tenant)).await?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(8);
+    let tenant = auth.tenant.clone();
     tokio::task::spawn_blocking(move || {
         if csv
             && tx
@@ -165,15 +169,14 @@ pub async fn export(
         {
             return;
         }
-        let outcome = vault.open_reader_blocking(&tenant).and_then(|mut conn| {
-            history::for_each_conversation(&mut conn, |conversation| {
-                let chunk = if csv {
-                    csv_rows(&conversation)
-                } else {
-                    format!("{}\n", conversation_json(&conversation))
-                };
-                tx.blocking_send(Ok(Bytes::from(chunk))).is_ok()
-            })
+        let mut conn = reader;
+        let outcome = history::for_each_conversation(&mut conn, |conversation| {
+            let chunk = if csv {
+                csv_rows(&conversation)
+            } else {
+                format!("{}\n", conversation_json(&conversation))
+            };
+            tx.blocking_send(Ok(Bytes::from(chunk))).is_ok()
         });
         if let Err(e) = outcome {
             tracing::warn!(tenant = %tenant, error = %e, "export stopped early");
