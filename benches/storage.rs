@@ -79,6 +79,7 @@ fn main() -> Result<()> {
         .enable_all()
         .build()?;
     println!("chatvault storage benchmark ({})", mode_name(quick));
+    let machine = stats::machine();
     let open = bench_open(tmp.path(), &plan)?;
     let insert = runtime.block_on(bench_insert(tmp.path(), &plan))?;
     let cold = runtime.block_on(bench_cold_open(tmp.path()))?;
@@ -86,7 +87,7 @@ fn main() -> Result<()> {
     let report = json!({
         "benchmark": "storage",
         "mode": mode_name(quick),
-        "machine": stats::machine(),
+        "machine": machine,
         "open": open,
         "insert": insert,
         "vault_cold_open": cold,
@@ -449,14 +450,20 @@ async fn bench_purge(dir: &Path, plan: &Plan) -> Result<Value> {
         };
         let ratio = shared.p50.as_secs_f64() / purge.p50.as_secs_f64();
         let ratio_fts = shared_fts.p50.as_secs_f64() / purge.p50.as_secs_f64();
+        let (fts_ms, fts_ratio) = if shared_fts.n == 0 {
+            ("not run".to_owned(), "—".to_owned())
+        } else {
+            (
+                format!("{:.1}", ms(shared_fts.p50)),
+                format!("{ratio_fts:.0}x"),
+            )
+        };
         println!(
-            "{size:>10} {build_s:>9.1} {:>13.3} {:>13.3} {:>17.1} {:>7.0}x {:>17.1} {:>7.0}x",
+            "{size:>10} {build_s:>9.1} {:>13.3} {:>13.3} {:>17.1} {:>7.0}x {fts_ms:>17} {fts_ratio:>8}",
             ms(purge.p50),
             ms(purge.max),
             ms(shared.p50),
             ratio,
-            ms(shared_fts.p50),
-            ratio_fts
         );
         rows.push(json!({
             "messages": size, "purge": purge.to_json(), "build_s": build_s,

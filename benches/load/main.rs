@@ -6,7 +6,8 @@
 //!
 //! `cargo bench --bench load` (full) or `cargo bench --bench load -- --quick` (CI-size).
 //! Options: `--tokens N` (20), `--token-delay-us N` (0), `--connections N` (256),
-//! `--messages N`, `--gather-us N` (1000: extra gateway runs with a commit gather; 0 skips). Prints tables and writes `<target-dir>/bench/load.json`. Numbers only.
+//! `--messages N`, `--gather-us N` (1000: extra gateway runs with a commit gather; 0 skips),
+//! `--rounds N` (3; peak runs rotate over the variants N times, medians reported), `--only …`. Prints tables and writes `<target-dir>/bench/load.json`. Numbers only.
 
 #[path = "../support/stats.rs"]
 mod stats;
@@ -34,6 +35,8 @@ pub struct Plan {
     pub probes: usize,
     /// A second pair of gateway runs with this commit gather (µs); 0 skips them.
     pub gather_us: u64,
+    /// Rounds of the peak runs (each variant once per round; the median is reported).
+    pub rounds: usize,
     pub dir: std::path::PathBuf,
 }
 
@@ -61,6 +64,7 @@ fn main() -> Result<()> {
         max_open: 256,
         probes: if quick { 100 } else { 500 },
         gather_us: arg(&args, "--gather-us", 1_000),
+        rounds: arg(&args, "--rounds", if quick { 1 } else { 3 }),
         dir: tmp.path().to_owned(),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
