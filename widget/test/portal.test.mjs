@@ -4,7 +4,9 @@
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import http from 'node:http';
 import { createRequire } from 'node:module';
+import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { SCREENSHOTS, exchange, launchBrowser, startDemo, widget } from './harness.mjs';
@@ -395,6 +397,242 @@ test('axe-core finds no violations; the page works on a narrow screen and from t
   await page.getByRole('link', { name: 'Audit log', exact: true }).focus();
   await page.keyboard.press('Enter');
   await page.waitForFunction(() => document.activeElement?.id === 'h-audit');
+  assert.deepEqual(page.problems, []);
+  await page.close();
+});
+
+/** Whole-page screenshot of a section (the new sections are taller than the window). */
+async function fullScreenshot(page, name) {
+  await page.locator('#status').evaluate((n) => n.classList.remove('show'));
+  fs.mkdirSync(SCREENSHOTS, { recursive: true });
+  await page.screenshot({ path: path.join(SCREENSHOTS, name), animations: 'disabled', fullPage: true });
+}
+
+/** A local webhook receiver on 127.0.0.1 that records every POST and answers 204. */
+async function startReceiver() {
+  const received = [];
+  const server = http.createServer((req, res) => {
+    const chunks = [];
+    req.on('data', (c) => chunks.push(c));
+    req.on('end', () => {
+      received.push({ method: req.method, url: req.url, headers: req.headers, body: Buffer.concat(chunks).toString('utf8') });
+      res.writeHead(204);
+      res.end();
+    });
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${server.address().port}/hooks/chatvault`,
+    received,
+    close: () => new Promise((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }),
+  };
+}
+
+// The tests below reuse the owner's session from the tests above: no further sign-ins (the file
+// stays within the login rate limit for 127.0.0.1).
+
+test('webhooks: the signing secret is shown once, a widget message is delivered signed and logged, the endpoint is removed', { timeout: 90_000 }, async () => {
+  const receiver = await startReceiver();
+  try {
+    const page = await openPage(ctx, `${stack.origin}/portal`);
+    await page.getByRole('heading', { name: 'Conversations', level: 2 }).waitFor();
+    await page.getByRole('link', { name: 'Webhooks', exact: true }).click();
+    await page.getByRole('heading', { name: 'Webhooks', level: 2 }).waitFor();
+    await page.getByText('No endpoint is set: nothing is sent.').waitFor();
+    assert.match(await page.locator('#section-webhooks').textContent(), /X-Chatvault-Signature.*t=<unix seconds>,v1=<hex>.*X-Chatvault-Delivery/s);
+
+    // Plain http:// to another host is refused with the server's message, next to the field.
+    const url = page.getByLabel('Endpoint URL');
+    await url.fill('http://hooks.example.com/chatvault');
+    await page.getByRole('button', { name: 'Save endpoint' }).click();
+    await page.getByRole('alert').filter({ hasText: 'The webhook URL must be https:// (or http:// to localhost).' }).waitFor();
+    assert.equal(await url.getAttribute('aria-invalid'), 'true');
+    assert.equal(await page.locator('#new-webhook').isHidden(), true);
+
+    // A local receiver is accepted; the secret is shown once.
+    await url.fill(receiver.url);
+    await page.getByLabel('Include the message text').check();
+    await page.getByRole('button', { name: 'Save endpoint' }).click();
+    const shown = page.locator('#new-webhook-secret');
+    await shown.filter({ hasText: /^whsec_/ }).waitFor();
+    const secret = await shown.textContent();
+    await page.getByRole('status').filter({ hasText: 'Endpoint saved.' }).waitFor();
+    assert.equal(await page.evaluate(() => document.activeElement.textContent), 'Copy', 'focus moves to the copy button');
+    assert.equal(await url.getAttribute('aria-invalid'), null);
+    assert.equal(await page.locator('#webhook-current-url').textContent(), receiver.url);
+    await page.getByText('Message text is included in each delivery.').waitFor();
+    assert.deepEqual(await axe(page), [], 'webhooks section with the secret shown');
+    await page.getByRole('button', { name: 'I have stored it' }).click();
+    assert.equal(await page.locator('#new-webhook').isHidden(), true);
+    assert.ok(!(await page.content()).includes(secret), 'the secret is gone from the page');
+    const stored = await page.evaluate(() => fetch('/v1/webhook').then((r) => r.json()));
+    assert.deepEqual(stored, { url: receiver.url, include_content: true });
+
+    // A visitor message through the widget socket is delivered to the receiver, signed.
+    const demo = await openPage(ctx, `${stack.origin}/`);
+    const text = `Is the ${WORD} waterproof?`;
+    const conversation = await conversationViaSocket(demo, text);
+    await demo.close();
+    const refresh = page.getByRole('button', { name: 'Refresh' });
+    const delivered = page.locator('#delivery-rows tr[data-status="delivered"]');
+    for (let i = 0; i < 40 && (await delivered.count()) < 2; i++) {
+      await refresh.click();
+      await page.waitForTimeout(250);
+    }
+    assert.equal(await delivered.count(), 2, 'the visitor message and the reply are delivered');
+    assert.equal(await page.locator('#delivery-rows tr').count(), 2);
+    const row = delivered.first();
+    assert.equal(await row.locator('td').nth(1).textContent(), 'conversation.message');
+    assert.equal(await row.locator('td').nth(2).textContent(), 'Delivered');
+    assert.equal(await row.locator('td').nth(4).textContent(), 'HTTP 204');
+    await page.getByText('2 deliveries, newest first: 2 delivered, 0 retrying, 0 failed.').waitFor();
+
+    assert.equal(receiver.received.length, 2, 'each event was posted once');
+    const logged = await delivered.evaluateAll((rows) => rows.map((r) => r.dataset.id));
+    for (const got of receiver.received) {
+      assert.equal(got.method, 'POST');
+      assert.equal(got.headers['x-chatvault-event'], 'conversation.message');
+      assert.ok(logged.includes(got.headers['x-chatvault-delivery']), 'the delivery ID is the one in the log');
+      const [, t, v1] = /^t=(\d+),v1=([0-9a-f]{64})$/.exec(got.headers['x-chatvault-signature']) || [];
+      assert.ok(t, `signature header: ${got.headers['x-chatvault-signature']}`);
+      assert.ok(Math.abs(Date.now() / 1000 - Number(t)) < 120, 'a fresh timestamp');
+      assert.equal(v1, crypto.createHmac('sha256', secret).update(`${t}.${got.body}`).digest('hex'), 'HMAC-SHA256(secret, "<t>." + body)');
+      const payload = JSON.parse(got.body);
+      assert.equal(payload.id, got.headers['x-chatvault-delivery']);
+      assert.equal(payload.data.conversation, conversation);
+    }
+    const visitorEvent = receiver.received.map((r) => JSON.parse(r.body)).find((p) => p.data.message.role === 'visitor');
+    assert.equal(visitorEvent?.data.message.text, text, 'the text is included when opted in');
+    assert.deepEqual(await axe(page), [], 'webhooks section with deliveries');
+    await fullScreenshot(page, 'portal-webhooks.png');
+
+    // Remove the endpoint, through a confirmation; Cancel first keeps it.
+    await page.getByRole('button', { name: 'Remove endpoint' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Remove the webhook endpoint?' });
+    await dialog.getByRole('button', { name: 'Cancel' }).click();
+    await dialog.waitFor({ state: 'hidden' });
+    assert.equal(await page.evaluate(() => document.activeElement.id), 'webhook-remove', 'focus returns to the button');
+    assert.equal(await page.evaluate(() => fetch('/v1/webhook').then((r) => r.status)), 200);
+    await page.getByRole('button', { name: 'Remove endpoint' }).click();
+    await dialog.getByRole('button', { name: 'Remove endpoint' }).click();
+    await page.getByRole('status').filter({ hasText: 'Webhook endpoint removed.' }).waitFor();
+    await page.getByText('No endpoint is set: nothing is sent.').waitFor();
+    assert.equal(await page.evaluate(() => fetch('/v1/webhook').then((r) => r.status)), 404);
+    assert.equal(await url.inputValue(), '');
+
+    // Both changes are audited.
+    const actions = (await page.evaluate(() => fetch('/v1/audit?format=json').then((r) => r.json()))).entries.map((e) => e.action);
+    assert.ok(actions.includes('webhook.set') && actions.includes('webhook.removed'), actions.join(', '));
+    assert.deepEqual(page.problems, []);
+    await page.close();
+  } finally {
+    await receiver.close();
+  }
+});
+
+test('knowledge base: upload from the text box and from a file, preview, delete and purge', { timeout: 90_000 }, async () => {
+  const page = await openPage(ctx, `${stack.origin}/portal#knowledge`);
+  await page.getByRole('heading', { name: 'Knowledge base', level: 2 }).waitFor();
+  // The demo tenant comes with a few documents.
+  const seeded = (await page.evaluate(() => fetch('/v1/documents').then((r) => r.json()))).items;
+  const seededPassages = seeded.reduce((n, d) => n + d.passages, 0);
+  assert.ok(seeded.length > 0, 'the demo has documents');
+  const rows = page.locator('#doc-rows tr');
+  await rows.nth(seeded.length - 1).waitFor();
+  assert.equal(await rows.count(), seeded.length);
+  const form = page.locator('#doc-form');
+  const save = form.getByRole('button', { name: 'Save document' });
+
+  // From the text box. Long enough for several passages; the markup in it stays text.
+  const paragraphs = Array.from({ length: 40 }, (_, i) => `Section ${i + 1}. Tents bought from Acme Outdoor Supply may be returned within 30 days for a full refund, provided they are clean and dry. <b>Rule ${i + 1}</b> covers ${WORD} orders too.`);
+  const returns = paragraphs.join('\n\n');
+  await form.getByLabel('Title').fill('Tent returns policy');
+  await form.getByLabel('Source URL').fill('https://www.example.com/returns');
+  await form.getByLabel('Format').selectOption('text');
+  await form.getByLabel('Text', { exact: true }).fill(returns);
+  await save.click();
+  await page.getByRole('status').filter({ hasText: /Document “Tent returns policy” saved as \d+ passages\./ }).waitFor();
+  const listed = await page.evaluate(() => fetch('/v1/documents').then((r) => r.json()));
+  assert.equal(listed.items.length, seeded.length + 1);
+  const first = listed.items.find((d) => d.title === 'Tent returns policy');
+  assert.ok(first.passages > 1, `several passages: ${first.passages}`);
+  const returnsRow = rows.filter({ hasText: 'Tent returns policy' });
+  await returnsRow.waitFor();
+  assert.equal(await returnsRow.locator('td').nth(2).textContent(), String(first.passages));
+  assert.equal(await returnsRow.getByRole('link').getAttribute('href'), 'https://www.example.com/returns');
+  assert.equal(await form.getByLabel('Title').inputValue(), '', 'the form is cleared after saving');
+
+  // From a local file: FileReader fills the text box, format and title; nothing is sent before Save.
+  const md = `# Camping guide\n\nPitch the **tent** on level ground, away from water.\n\n- Bring a ${WORD} stove\n- Pack out what you pack in\n`;
+  const posted = [];
+  page.on('request', (r) => { if (r.method() === 'POST' && r.url().endsWith('/v1/documents')) posted.push(r.url()); });
+  await form.getByLabel('Read from a file').setInputFiles({ name: 'camping-guide.md', mimeType: 'text/markdown', buffer: Buffer.from(md) });
+  await page.waitForFunction((want) => document.getElementById('doc-text').value === want, md);
+  assert.equal(await form.getByLabel('Format').inputValue(), 'markdown');
+  assert.equal(await form.getByLabel('Title').inputValue(), 'camping-guide');
+  await page.getByRole('status').filter({ hasText: 'Nothing is sent until you save.' }).waitFor();
+  assert.equal(posted.length, 0, 'reading the file sent nothing');
+  await save.click();
+  await page.getByRole('status').filter({ hasText: 'Document “camping-guide” saved as 1 passage.' }).waitFor();
+  await rows.nth(seeded.length + 1).waitFor();
+  assert.equal(await rows.count(), seeded.length + 2);
+  assert.equal(await rows.first().locator('td').nth(1).textContent(), 'Markdown', 'newest first');
+  await page.getByText(`${seeded.length + 2} documents, ${seededPassages + first.passages + 1} passages in all.`).waitFor();
+
+  // Refusals are explained next to the form: a missing title (400) and an oversized text (413).
+  await form.getByLabel('Text', { exact: true }).fill('Some text without a title.');
+  await save.click();
+  await page.getByRole('alert').filter({ hasText: 'Title is 1-200 characters.' }).waitFor();
+  assert.equal(await form.getByLabel('Title').getAttribute('aria-invalid'), 'true');
+  await form.getByLabel('Title').fill('Too long');
+  await form.getByLabel('Text', { exact: true }).fill('x'.repeat(1024 * 1024 + 10));
+  await save.click();
+  await page.getByRole('alert').filter({ hasText: 'A document may hold at most 1024 KiB of text; split it into smaller documents.' }).waitFor();
+  assert.equal(await form.getByLabel('Text', { exact: true }).getAttribute('aria-invalid'), 'true');
+  assert.equal(await form.getByLabel('Title').getAttribute('aria-invalid'), null);
+  await form.getByRole('button', { name: 'Clear' }).click();
+  assert.equal(await form.getByLabel('Text', { exact: true }).inputValue(), '');
+  assert.equal(await page.locator('#doc-error').textContent(), '');
+
+  // The preview shows the reduced text as text, scrollable and reachable by keyboard.
+  await page.getByRole('button', { name: 'Preview Tent returns policy' }).click();
+  const preview = page.getByRole('region', { name: 'Text of the document, as the assistant sees it' });
+  await preview.getByText('Section 40.', { exact: false }).waitFor();
+  assert.equal(await page.evaluate(() => document.activeElement.id), 'doc-preview-title');
+  assert.equal(await page.locator('#doc-preview-title').textContent(), 'Preview: Tent returns policy');
+  assert.equal(await page.locator('#doc-preview-text b').count(), 0, 'document text is never HTML');
+  assert.ok((await preview.textContent()).includes('<b>Rule 1</b>'), 'markup in a plain-text document is shown as typed');
+  assert.ok(await preview.evaluate((n) => n.scrollHeight > n.clientHeight), 'long text scrolls inside the preview');
+  assert.equal(await preview.getAttribute('tabindex'), '0');
+  assert.deepEqual(await axe(page), [], 'knowledge base with a preview');
+  await fullScreenshot(page, 'portal-knowledge.png');
+  await page.getByRole('button', { name: 'Close preview' }).click();
+  assert.equal(await page.locator('#doc-preview').isHidden(), true);
+  assert.equal(await page.evaluate(() => document.activeElement.getAttribute('aria-label')), 'Preview Tent returns policy', 'focus returns to the row');
+
+  // Delete one, through a confirmation.
+  const guide = (await page.evaluate(() => fetch('/v1/documents').then((r) => r.json()))).items.find((d) => d.title === 'camping-guide');
+  await page.getByRole('button', { name: 'Delete camping-guide' }).click();
+  const dialog = page.getByRole('dialog', { name: 'Delete “camping-guide”?' });
+  await dialog.getByRole('button', { name: 'Delete document' }).click();
+  await page.getByRole('status').filter({ hasText: 'Document “camping-guide” deleted.' }).waitFor();
+  await rows.filter({ hasText: 'camping-guide' }).waitFor({ state: 'detached' });
+  assert.equal(await rows.count(), seeded.length + 1);
+  assert.equal(await page.evaluate((id) => fetch(`/v1/documents/${id}`).then((r) => r.status), guide.id), 404);
+
+  // Purge the whole knowledge base with a typed confirmation.
+  const purge = page.getByRole('button', { name: 'Purge knowledge base' });
+  assert.equal(await purge.isDisabled(), true);
+  await page.getByLabel('Type demo to confirm').fill('dem');
+  assert.equal(await purge.isDisabled(), true, 'a wrong confirmation keeps the button disabled');
+  await page.getByLabel('Type demo to confirm').fill('demo');
+  await purge.click();
+  const result = page.locator('#doc-purge-result');
+  await result.getByText('Knowledge base purged').waitFor();
+  assert.match(await result.textContent(), new RegExp(`Erased ${seeded.length + 1} documents and ${seededPassages + first.passages} passages at`));
+  await page.getByText('No documents yet.', { exact: false }).waitFor();
+  assert.deepEqual((await page.evaluate(() => fetch('/v1/documents').then((r) => r.json()))).items, []);
+  assert.deepEqual(await axe(page), [], 'knowledge base, empty');
   assert.deepEqual(page.problems, []);
   await page.close();
 });

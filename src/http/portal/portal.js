@@ -9,7 +9,7 @@
   /** Each section and the least role that may open it. */
   const SECTIONS = {
     conversations: 'member', usage: 'member', settings: 'member', keys: 'admin',
-    users: 'owner', audit: 'admin', embed: 'member', purge: 'admin',
+    users: 'owner', audit: 'admin', embed: 'member', purge: 'admin', webhooks: 'admin', knowledge: 'admin',
   };
   const PAGE_SIZE = 25;
 
@@ -186,12 +186,16 @@
     state.settings = null;
     state.audit = [];
     state.current = null;
-    for (const id of ['conv-rows', 'transcript-messages', 'usage-rows', 'usage-stats', 'key-rows', 'user-rows', 'audit-rows']) $(id).replaceChildren();
-    for (const id of ['new-key', 'new-user', 'purge-result']) $(id).hidden = true;
+    for (const id of ['conv-rows', 'transcript-messages', 'usage-rows', 'usage-stats', 'key-rows', 'user-rows', 'audit-rows', 'delivery-rows', 'doc-rows']) $(id).replaceChildren();
+    for (const id of ['new-key', 'new-user', 'purge-result', 'new-webhook', 'webhook-current', 'doc-preview', 'doc-purge-result']) $(id).hidden = true;
     $('new-key-value').textContent = '';
     $('new-user-password').textContent = '';
+    $('new-webhook-secret').textContent = '';
+    $('doc-preview-text').textContent = '';
+    for (const id of ['webhook-current-url', 'deliveries-summary', 'doc-summary', 'doc-size']) $(id).textContent = '';
+    $('doc-purge-button').disabled = true;
     for (const id of ['transcript-started', 'transcript-count', 'transcript-id', 'list-summary', 'audit-summary', 'usage-day', 'embed-code']) $(id).textContent = '';
-    for (const id of ['search-form', 'purge-form', 'settings-form', 'key-form', 'user-form']) $(id).reset();
+    for (const id of ['search-form', 'purge-form', 'settings-form', 'key-form', 'user-form', 'webhook-form', 'doc-form', 'doc-purge-form']) $(id).reset();
   }
 
   $('signin-form').addEventListener('submit', (event) => {
@@ -265,7 +269,7 @@
         a.removeAttribute('aria-current');
       }
     });
-    const loaders = { conversations: loadConversations, usage: loadUsage, settings: loadSettings, keys: loadKeys, users: loadUsers, audit: loadAudit, embed: loadEmbed, purge: () => {} };
+    const loaders = { conversations: loadConversations, usage: loadUsage, settings: loadSettings, keys: loadKeys, users: loadUsers, audit: loadAudit, embed: loadEmbed, purge: () => {}, webhooks: loadWebhook, knowledge: loadDocuments };
     if (shown === 'transcript') openConversation(arg);
     else loaders[section]();
     document.title = `${$(`h-${shown}`).textContent} — chatvault portal`;
@@ -822,6 +826,314 @@
 
   $('audit-filter').addEventListener('input', renderAudit);
   $('audit-refresh').addEventListener('click', (event) => busy(event.currentTarget, loadAudit));
+
+  // ---------- webhooks ----------
+
+  async function loadWebhook() {
+    showError('webhook-error', null);
+    try {
+      showEndpoint(await api('GET', '/v1/webhook'));
+    } catch (error) {
+      if (error.status === 404) showEndpoint(null); // none set yet
+      else announce(messageOf(error), 'error');
+    }
+    await loadDeliveries();
+  }
+
+  function showEndpoint(endpoint) {
+    $('webhook-current').hidden = !endpoint;
+    $('webhook-none').hidden = !!endpoint;
+    $('webhook-current-url').textContent = endpoint ? endpoint.url : '';
+    $('webhook-current-content').textContent = endpoint
+      ? (endpoint.include_content ? 'Message text is included in each delivery.' : 'Message text is left out: deliveries carry IDs, roles and times only.')
+      : '';
+    $('webhook-form-title').textContent = endpoint ? 'Change the endpoint' : 'Set the endpoint';
+    $('webhook-replace-note').hidden = !endpoint;
+    $('webhook-url').value = endpoint ? endpoint.url : '';
+    $('webhook-content').checked = !!endpoint?.include_content;
+    $('webhook-url').removeAttribute('aria-invalid');
+  }
+
+  const DELIVERY_STATUS = {
+    delivered: ['Delivered', 'ok-badge'],
+    pending: ['Retrying', 'warn-badge'],
+    failed: ['Failed', 'fail-badge'],
+  };
+
+  async function loadDeliveries() {
+    try {
+      const { deliveries } = await api('GET', '/v1/webhook/deliveries');
+      $('delivery-rows').replaceChildren(...deliveries.map((d) => {
+        const [label, kind] = DELIVERY_STATUS[d.status] || [String(d.status), 'muted-badge'];
+        return el('tr', { 'data-status': d.status, 'data-id': d.id },
+          el('td', {}, timeEl(d.created_at, withSeconds)),
+          el('td', {}, el('code', { text: d.event })),
+          el('td', {}, el('span', { class: `badge ${kind}`, text: label })),
+          el('td', { class: 'num', text: num(d.attempts) }),
+          el('td', { class: 'num' }, d.last_status == null ? el('span', { class: 'muted', text: 'no answer' }) : el('span', { text: `HTTP ${d.last_status}` })),
+          el('td', {}, d.finished_at ? timeEl(d.finished_at, withSeconds) : el('span', { class: 'muted', text: '—' })),
+          el('td', {}, el('code', { class: 'conv-id', title: d.id, text: shortId(d.id) })));
+      }));
+      const counts = deliveries.reduce((acc, d) => { acc[d.status] = (acc[d.status] || 0) + 1; return acc; }, {});
+      $('deliveries-summary').textContent = deliveries.length === 0 ? '' : `${plural(deliveries.length, 'delivery', 'deliveries')}, newest first: ${num(counts.delivered || 0)} delivered, ${num(counts.pending || 0)} retrying, ${num(counts.failed || 0)} failed.`;
+      $('deliveries-empty').hidden = deliveries.length > 0;
+      $('deliveries-table').hidden = deliveries.length === 0;
+    } catch (error) {
+      announce(messageOf(error), 'error');
+    }
+  }
+
+  $('webhook-refresh').addEventListener('click', (event) => busy(event.currentTarget, loadDeliveries));
+
+  $('webhook-form').addEventListener('submit', (event) => {
+    event.preventDefault();
+    const form = event.currentTarget;
+    const input = $('webhook-url');
+    input.removeAttribute('aria-invalid');
+    showError('webhook-error', null);
+    const url = input.value.trim();
+    if (!url) {
+      input.setAttribute('aria-invalid', 'true');
+      input.focus();
+      return showError('webhook-error', new ApiError(400, 'invalid_url', 'Enter the address that should receive the deliveries'));
+    }
+    busy(form, async () => {
+      try {
+        const saved = await api('PUT', '/v1/webhook', { url, include_content: $('webhook-content').checked });
+        showEndpoint(saved);
+        $('new-webhook-secret').textContent = saved.secret;
+        $('new-webhook').hidden = false;
+        announce('Endpoint saved. Copy the signing secret now: it is shown only once.');
+        $('new-webhook').querySelector('.js-copy').focus();
+      } catch (error) {
+        input.setAttribute('aria-invalid', 'true');
+        input.focus();
+        showError('webhook-error', error);
+      }
+    });
+  });
+
+  $('new-webhook-done').addEventListener('click', () => {
+    $('new-webhook-secret').textContent = '';
+    $('new-webhook').hidden = true;
+    $('h-deliveries').scrollIntoView({ block: 'nearest' });
+    $('webhook-refresh').focus();
+  });
+
+  $('webhook-remove').addEventListener('click', async (event) => {
+    const button = event.currentTarget;
+    const ok = await confirmAction({
+      title: 'Remove the webhook endpoint?',
+      body: 'Nothing more is sent, and its signing secret stops being used. Deliveries already retrying are not sent again.',
+      confirm: 'Remove endpoint',
+    });
+    if (!ok) return;
+    busy(button, async () => {
+      try {
+        await api('DELETE', '/v1/webhook');
+        showEndpoint(null);
+        $('new-webhook-secret').textContent = '';
+        $('new-webhook').hidden = true;
+        announce('Webhook endpoint removed.');
+        $('webhook-url').focus();
+      } catch (error) {
+        if (error.status === 404) showEndpoint(null);
+        announce(messageOf(error), 'error');
+      }
+    });
+  });
+
+  // ---------- knowledge base ----------
+
+  const MAX_DOCUMENT_BYTES = 1024 * 1024;
+  const FORMAT_LABEL = { text: 'Plain text', markdown: 'Markdown', html: 'HTML' };
+  const formatOf = (name) => (/\.(md|markdown)$/i.test(name) ? 'markdown' : /\.html?$/i.test(name) ? 'html' : 'text');
+  const isWebUrl = (u) => /^https?:\/\//i.test(String(u || ''));
+  let previewTicket = 0;
+
+  async function loadDocuments() {
+    try {
+      const { items } = await api('GET', '/v1/documents');
+      items.sort((a, b) => (a.created_at < b.created_at ? 1 : -1));
+      $('doc-rows').replaceChildren(...items.map(documentRow));
+      $('doc-summary').textContent = items.length === 0 ? ''
+        : `${plural(items.length, 'document', 'documents')}, ${plural(items.reduce((n, d) => n + (d.passages || 0), 0), 'passage', 'passages')} in all.`;
+      $('doc-empty').hidden = items.length > 0;
+      $('doc-table').hidden = items.length === 0;
+      if (!$('doc-preview').hidden && !items.some((d) => d.id === $('doc-preview').dataset.id)) closePreview(false);
+    } catch (error) {
+      announce(messageOf(error), 'error');
+    }
+  }
+
+  function documentRow(d) {
+    const title = el('div', { class: 'doc-title' }, el('span', { text: d.title }));
+    if (d.url) {
+      title.append(isWebUrl(d.url)
+        ? el('a', { href: d.url, class: 'doc-url', rel: 'noopener noreferrer', target: '_blank', text: d.url })
+        : el('span', { class: 'doc-url', text: d.url }));
+    }
+    const preview = el('button', { type: 'button', class: 'small', text: 'Preview' });
+    preview.setAttribute('aria-label', `Preview ${d.title}`);
+    preview.addEventListener('click', () => busy(preview, () => openPreview(d, preview)));
+    const remove = el('button', { type: 'button', class: 'danger-quiet small', text: 'Delete' });
+    remove.setAttribute('aria-label', `Delete ${d.title}`);
+    remove.addEventListener('click', async () => {
+      const ok = await confirmAction({
+        title: `Delete “${d.title}”?`,
+        body: `Its ${plural(d.passages, 'passage', 'passages')} are erased and the assistant no longer draws on it.`,
+        confirm: 'Delete document',
+      });
+      if (!ok) return;
+      busy(remove, async () => {
+        try {
+          await api('DELETE', `/v1/documents/${encodeURIComponent(d.id)}`);
+          announce(`Document “${d.title}” deleted.`);
+          await loadDocuments();
+          $('h-knowledge').focus();
+        } catch (error) {
+          announce(messageOf(error), 'error');
+          if (error.status === 404) await loadDocuments();
+        }
+      });
+    });
+    return el('tr', { 'data-id': d.id },
+      el('td', { class: 'wrap' }, title),
+      el('td', { text: FORMAT_LABEL[d.format] || d.format }),
+      el('td', { class: 'num', text: num(d.passages) }),
+      el('td', { class: 'num', text: num(d.chars) }),
+      el('td', {}, timeEl(d.created_at)),
+      el('td', { class: 'cell-actions' }, el('div', { class: 'row end nowrap' }, preview, remove)));
+  }
+
+  async function openPreview(d, opener) {
+    const ticket = ++previewTicket;
+    try {
+      const doc = await api('GET', `/v1/documents/${encodeURIComponent(d.id)}`);
+      if (ticket !== previewTicket) return;
+      const box = $('doc-preview');
+      box.dataset.id = doc.id;
+      box.opener = opener;
+      $('doc-preview-title').textContent = `Preview: ${doc.title}`;
+      $('doc-preview-meta').textContent = `${FORMAT_LABEL[doc.format] || doc.format}, reduced to ${plural(doc.chars, 'character', 'characters')} in ${plural(doc.passages, 'passage', 'passages')}. This is the text the assistant searches.`;
+      $('doc-preview-text').textContent = doc.text;
+      $('doc-preview-text').scrollTop = 0;
+      box.hidden = false;
+      $('doc-preview-title').focus();
+    } catch (error) {
+      announce(messageOf(error), 'error');
+      if (error.status === 404) await loadDocuments();
+    }
+  }
+
+  function closePreview(restoreFocus = true) {
+    const box = $('doc-preview');
+    box.hidden = true;
+    $('doc-preview-text').textContent = '';
+    delete box.dataset.id;
+    if (restoreFocus) (box.opener?.isConnected ? box.opener : $('h-knowledge')).focus();
+    box.opener = null;
+  }
+
+  $('doc-preview-close').addEventListener('click', () => closePreview(true));
+  $('doc-refresh').addEventListener('click', (event) => busy(event.currentTarget, loadDocuments));
+
+  function showDocSize() {
+    const bytes = new TextEncoder().encode($('doc-text').value).length;
+    $('doc-size').textContent = bytes ? `Now ${(bytes / 1024).toLocaleString(undefined, { maximumFractionDigits: 1 })} KiB.` : '';
+  }
+  $('doc-text').addEventListener('input', showDocSize);
+
+  $('doc-file').addEventListener('change', (event) => {
+    const file = event.target.files[0];
+    showError('doc-error', null);
+    if (!file) return;
+    if (file.size > MAX_DOCUMENT_BYTES) {
+      event.target.value = '';
+      $('doc-file').setAttribute('aria-invalid', 'true');
+      return showError('doc-error', new ApiError(413, 'too_large', `“${file.name}” is ${Math.ceil(file.size / 1024).toLocaleString()} KiB; a document may hold at most 1,024 KiB of text. Split it into smaller documents`));
+    }
+    $('doc-file').removeAttribute('aria-invalid');
+    const reader = new FileReader();
+    reader.addEventListener('load', () => {
+      $('doc-text').value = String(reader.result);
+      $('doc-format').value = formatOf(file.name);
+      if (!$('doc-title').value.trim()) $('doc-title').value = file.name.replace(/\.[^.]+$/, '');
+      showDocSize();
+      announce(`Read “${file.name}” into the text box (${FORMAT_LABEL[formatOf(file.name)]}). Nothing is sent until you save.`);
+    });
+    reader.addEventListener('error', () => showError('doc-error', new ApiError(0, 'read', `“${file.name}” could not be read`)));
+    reader.readAsText(file);
+  });
+
+  /** The form field a document error is about. */
+  function documentField(error) {
+    if (error.status === 413) return $('doc-text');
+    const text = String(error.message || '');
+    if (/\btitle\b/i.test(text)) return $('doc-title');
+    if (/\burl\b/i.test(text)) return $('doc-url');
+    if (/\bformat\b/i.test(text)) return $('doc-format');
+    return $('doc-text');
+  }
+
+  $('doc-form').addEventListener('submit', (event) => {
+    event.preventDefault();
+    const form = event.currentTarget;
+    form.querySelectorAll('[aria-invalid]').forEach((n) => n.removeAttribute('aria-invalid'));
+    showError('doc-error', null);
+    const body = { title: $('doc-title').value.trim(), text: $('doc-text').value, format: $('doc-format').value };
+    const url = $('doc-url').value.trim();
+    if (url) body.url = url;
+    busy(form, async () => {
+      try {
+        const created = await api('POST', '/v1/documents', body);
+        form.reset();
+        showDocSize();
+        announce(`Document “${created.title}” saved as ${plural(created.passages, 'passage', 'passages')}.`);
+        await loadDocuments();
+        $('doc-title').focus();
+      } catch (error) {
+        const field = documentField(error);
+        field.setAttribute('aria-invalid', 'true');
+        field.focus();
+        showError('doc-error', error);
+      }
+    });
+  });
+
+  $('doc-form').addEventListener('reset', () => {
+    showError('doc-error', null);
+    $('doc-form').querySelectorAll('[aria-invalid]').forEach((n) => n.removeAttribute('aria-invalid'));
+    setTimeout(showDocSize);
+  });
+
+  $('doc-purge-confirm').addEventListener('input', (event) => {
+    $('doc-purge-button').disabled = event.target.value.trim() !== state.session.tenant;
+  });
+
+  $('doc-purge-form').addEventListener('submit', (event) => {
+    event.preventDefault();
+    const form = event.currentTarget;
+    if ($('doc-purge-confirm').value.trim() !== state.session.tenant) return;
+    showError('doc-purge-error', null);
+    busy(form, async () => {
+      try {
+        const r = await api('DELETE', '/v1/documents');
+        form.reset();
+        const result = $('doc-purge-result');
+        result.replaceChildren(
+          el('h3', { text: 'Knowledge base purged' }),
+          el('p', {}, `Erased ${plural(r.documents, 'document', 'documents')} and ${plural(r.passages, 'passage', 'passages')} at `, timeEl(r.purged_at), '.'));
+        result.hidden = false;
+        announce(`Knowledge base purged: ${plural(r.documents, 'document', 'documents')} erased.`);
+        await loadDocuments();
+      } catch (error) {
+        showError('doc-purge-error', error);
+      }
+    }).then(() => {
+      $('doc-purge-button').disabled = $('doc-purge-confirm').value.trim() !== state.session?.tenant;
+    });
+  });
 
   // ---------- embed snippet ----------
 
