@@ -44,12 +44,18 @@ pub fn open_encrypted(path: &Path, key: &DbKey, mode: OpenMode) -> Result<Connec
     conn.execute_batch("PRAGMA cipher_log_level = NONE;")?;
     // Until the key is known to be right, closing this connection must not checkpoint (and so
     // rewrite) a file it cannot read: a wrong key touches nothing.
-    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+        true,
+    )?;
     conn.query_row("SELECT count(*) FROM sqlite_master", [], |row| {
         row.get::<_, i64>(0)
     })
     .map_err(|_| Error::Crypto(format!("the key does not open {}", path.display())))?;
-    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, false)?;
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+        false,
+    )?;
     apply_pragmas(&conn)?;
     Ok(conn)
 }

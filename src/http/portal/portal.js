@@ -854,6 +854,9 @@
     $('webhook-url').removeAttribute('aria-invalid');
   }
 
+  const timeWithSeconds = new Intl.DateTimeFormat(undefined, { timeStyle: 'medium' });
+  const sameDay = (a, b) => new Date(a).toDateString() === new Date(b).toDateString();
+
   const DELIVERY_STATUS = {
     delivered: ['Delivered', 'ok-badge'],
     pending: ['Retrying', 'warn-badge'],
@@ -871,7 +874,7 @@
           el('td', {}, el('span', { class: `badge ${kind}`, text: label })),
           el('td', { class: 'num', text: num(d.attempts) }),
           el('td', { class: 'num' }, d.last_status == null ? el('span', { class: 'muted', text: 'no answer' }) : el('span', { text: `HTTP ${d.last_status}` })),
-          el('td', {}, d.finished_at ? timeEl(d.finished_at, withSeconds) : el('span', { class: 'muted', text: '—' })),
+          el('td', {}, d.finished_at ? timeEl(d.finished_at, sameDay(d.created_at, d.finished_at) ? timeWithSeconds : withSeconds) : el('span', { class: 'muted', text: '—' })),
           el('td', {}, el('code', { class: 'conv-id', title: d.id, text: shortId(d.id) })));
       }));
       const counts = deliveries.reduce((acc, d) => { acc[d.status] = (acc[d.status] || 0) + 1; return acc; }, {});
