@@ -404,8 +404,29 @@ test('axe-core finds no violations; the page works on a narrow screen and from t
 /** Whole-page screenshot of a section (the new sections are taller than the window). */
 async function fullScreenshot(page, name) {
   await page.locator('#status').evaluate((n) => n.classList.remove('show'));
+  await page.evaluate(() => window.scrollTo(0, 0)); // else the sticky top bar is drawn mid-page
   fs.mkdirSync(SCREENSHOTS, { recursive: true });
   await page.screenshot({ path: path.join(SCREENSHOTS, name), animations: 'disabled', fullPage: true });
+}
+
+/** Empty when nothing scrolls sideways; else the page width and the chain of elements whose hiding fixes it. */
+function sidewaysOverflow(page) {
+  return page.evaluate(() => {
+    const width = document.documentElement.clientWidth;
+    if (document.documentElement.scrollWidth <= width) return [];
+    const culprits = [];
+    const probe = (root) => {
+      for (const n of root.children) {
+        if (n.hidden) continue;
+        n.hidden = true;
+        const fixed = document.documentElement.scrollWidth <= width;
+        n.hidden = false;
+        if (fixed) { culprits.push(`${n.tagName.toLowerCase()}${n.id ? `#${n.id}` : ''}${[...n.classList].map((c) => `.${c}`).join('')}`); probe(n); }
+      }
+    };
+    probe(document.body);
+    return [`page ${document.documentElement.scrollWidth}px wide in a ${width}px window`, ...culprits];
+  });
 }
 
 /** A local webhook receiver on 127.0.0.1 that records every POST and answers 204. */
@@ -505,6 +526,9 @@ test('webhooks: the signing secret is shown once, a widget message is delivered 
     assert.equal(visitorEvent?.data.message.text, text, 'the text is included when opted in');
     assert.deepEqual(await axe(page), [], 'webhooks section with deliveries');
     await fullScreenshot(page, 'portal-webhooks.png');
+    await page.setViewportSize({ width: 390, height: 800 });
+    assert.deepEqual(await sidewaysOverflow(page), [], 'no sideways scroll on a narrow screen');
+    await page.setViewportSize({ width: 1280, height: 800 });
 
     // Remove the endpoint, through a confirmation; Cancel first keeps it.
     await page.getByRole('button', { name: 'Remove endpoint' }).click();
@@ -606,6 +630,9 @@ test('knowledge base: upload from the text box and from a file, preview, delete 
   assert.equal(await preview.getAttribute('tabindex'), '0');
   assert.deepEqual(await axe(page), [], 'knowledge base with a preview');
   await fullScreenshot(page, 'portal-knowledge.png');
+  await page.setViewportSize({ width: 390, height: 800 });
+  assert.deepEqual(await sidewaysOverflow(page), [], 'no sideways scroll on a narrow screen');
+  await page.setViewportSize({ width: 1280, height: 800 });
   await page.getByRole('button', { name: 'Close preview' }).click();
   assert.equal(await page.locator('#doc-preview').isHidden(), true);
   assert.equal(await page.evaluate(() => document.activeElement.getAttribute('aria-label')), 'Preview Tent returns policy', 'focus returns to the row');
