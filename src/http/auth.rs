@@ -126,9 +126,7 @@ impl FromRequestParts<AppState> for Auth {
             check_csrf(&parts.headers, &session.csrf_token)?;
         }
         if session.must_change_password && !parts.uri.path().starts_with("/v1/session") {
-            return Err(Error::Forbidden(
-                "change your one-time password first".into(),
-            ));
+            return Err(Error::PasswordChangeRequired);
         }
         Ok(Auth {
             tenant: session.tenant,

@@ -134,9 +134,12 @@ async fn a_one_time_password_must_be_changed_before_anything_else() {
         .unwrap();
     let mut portal = Portal::new(&app);
     portal.login("ann@acme.example", &once).await;
+    let (status, body) = portal
+        .send_with(Method::GET, "/v1/conversations", None, None, None)
+        .await;
     assert_eq!(
-        portal.send(Method::GET, "/v1/conversations", None).await,
-        403
+        (status.as_u16(), body["error"]["code"].as_str()),
+        (403, Some("password_change_required"))
     );
     let weak = portal
         .send(

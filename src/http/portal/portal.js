@@ -58,7 +58,7 @@
       err.message || `The server answered ${res.status}.`, res.headers.get('retry-after'));
     if (state.session && path !== '/v1/session') {
       if (res.status === 401) sessionEnded();
-      else if (res.status === 403 && /one-time password/.test(failure.message)) showPasswordView();
+      else if (res.status === 403 && failure.code === 'password_change_required') showPasswordView();
     }
     throw failure;
   }
