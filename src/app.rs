@@ -33,6 +33,8 @@ pub struct App {
     pub shutdown: CancellationToken,
     /// Open widget sockets, in all and per client IP.
     pub sockets: Arc<crate::gateway::capacity::SocketCounter>,
+    /// Embeddings for hybrid knowledge retrieval, when configured.
+    pub embedder: Option<crate::knowledge::embed::Embedder>,
     /// The content-safety classifiers.
     pub safety: crate::safety::Safety,
     /// Outgoing webhook events.
@@ -57,6 +59,15 @@ impl App {
             }
             None => crate::safety::Safety::default(),
         };
+        let embedder = match (&config.llm.base_url, &config.llm.embeddings_model) {
+            (Some(base), Some(model)) => {
+                let key = std::env::var(&config.llm.api_key_env)
+                    .ok()
+                    .filter(|k| !k.is_empty());
+                Some(crate::knowledge::embed::Embedder::new(base, key, model))
+            }
+            _ => None,
+        };
         Arc::new(Self {
             store,
             llm,
@@ -68,6 +79,7 @@ impl App {
             sessions: TaskTracker::new(),
             webhooks,
             safety,
+            embedder,
             sockets: Arc::default(),
             sweeper: crate::retention::Heartbeat::new(),
             metrics: crate::metrics::Metrics::default(),

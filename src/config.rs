@@ -23,6 +23,8 @@ pub struct LlmConfig {
     pub api_key_env: String,
     pub timeouts: Timeouts,
     pub connect_timeout: Duration,
+    /// Embeddings model (same base URL and key); `None` keeps retrieval BM25-only.
+    pub embeddings_model: Option<String>,
     /// Moderation model for tenants whose safety mode is `endpoint` (same base URL and key).
     pub moderation_model: String,
     /// Failures in a row that open the circuit breaker, and how long it stays open.
@@ -89,6 +91,7 @@ impl Default for ServerConfig {
                 timeouts: Timeouts::default(),
                 connect_timeout: Duration::from_secs(5),
                 moderation_model: "omni-moderation-latest".into(),
+                embeddings_model: None,
                 breaker_threshold: 5,
                 breaker_cooldown: Duration::from_secs(30),
             },

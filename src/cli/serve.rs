@@ -70,6 +70,10 @@ pub struct LlmArgs {
     /// Name of the environment variable holding the API key. [default: OPENAI_API_KEY]
     #[arg(long, env = "CHATVAULT_LLM_API_KEY_ENV")]
     pub llm_api_key_env: Option<String>,
+    /// Embeddings model at the same base URL; when set, knowledge-base retrieval is hybrid
+    /// (BM25 + cosine). Vectors are stored only in each tenant's own file.
+    #[arg(long, env = "CHATVAULT_EMBEDDINGS_MODEL")]
+    pub embeddings_model: Option<String>,
 }
 
 impl ServeArgs {
@@ -137,6 +141,9 @@ impl ServeArgs {
         }
         set(&mut config.llm.model, &self.llm.llm_model);
         set(&mut config.llm.api_key_env, &self.llm.llm_api_key_env);
+        if let Some(model) = self.llm.embeddings_model.clone().filter(|m| !m.is_empty()) {
+            config.llm.embeddings_model = Some(model);
+        }
         if !self.trusted_proxies.is_empty() {
             config.trusted_proxies = self.trusted_proxies.clone();
         }

@@ -155,8 +155,18 @@ pub fn commit_reply(
 
 /// The knowledge-base passages for a visitor's question (none when the tenant has no documents).
 /// A failed lookup is logged and answered without passages rather than refusing the message.
-pub fn retrieve_passages(conn: &Connection, question: &str) -> knowledge::Retrieved {
-    knowledge::retrieve(conn, question, knowledge::PASSAGE_BUDGET_TOKENS).unwrap_or_else(|e| {
+pub fn retrieve_passages(
+    conn: &Connection,
+    question: &str,
+    query_vector: Option<&[f32]>,
+) -> knowledge::Retrieved {
+    knowledge::search::retrieve_hybrid(
+        conn,
+        question,
+        query_vector,
+        knowledge::PASSAGE_BUDGET_TOKENS,
+    )
+    .unwrap_or_else(|e| {
         tracing::warn!(error = %e, "knowledge retrieval failed; answering without passages");
         knowledge::Retrieved::default()
     })

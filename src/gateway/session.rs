@@ -312,6 +312,8 @@ impl Session {
             self.settings.clone(),
             pending.text.clone(),
         );
+        let query_vector =
+            embed_question(self.app.embedder.clone(), &pending.text, &self.tenant).await;
         let submit = id.clone();
         let mut retrieved = crate::knowledge::Retrieved::default();
         let committed = self
@@ -339,7 +341,7 @@ impl Session {
                     Committed::Stored {
                         existing_reply: None,
                         ..
-                    } => reply::retrieve_passages(conn, &text),
+                    } => reply::retrieve_passages(conn, &text, query_vector.as_deref()),
                     _ => Default::default(),
                 };
                 Ok((committed, found))
@@ -833,6 +835,24 @@ impl Session {
             },
         )
         .await
+    }
+}
+
+/// The question's embedding for hybrid retrieval; `None` (BM25 only) when embeddings are not
+/// configured or the endpoint does not answer in time.
+async fn embed_question(
+    embedder: Option<crate::knowledge::embed::Embedder>,
+    text: &str,
+    tenant: &TenantId,
+) -> Option<Vec<f32>> {
+    let embedder = embedder?;
+    let texts = [text.to_owned()];
+    match tokio::time::timeout(Duration::from_secs(3), embedder.embed(&texts)).await {
+        Ok(Ok(mut vectors)) => vectors.pop(),
+        _ => {
+            tracing::warn!(tenant = %tenant, "question embedding failed; retrieval falls back to BM25");
+            None
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 //! Passages reach the model only wrapped as untrusted documents (see [`crate::llm::prompt`]).
 
 pub mod chunk;
+pub mod embed;
 pub mod ops;
 pub mod repo;
 pub mod search;

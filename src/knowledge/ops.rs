@@ -31,6 +31,37 @@ pub async fn add(
     Ok(stored)
 }
 
+/// Embeds the document's passages that have no vector yet and stores the vectors in the tenant's
+/// file. The endpoint call happens outside any transaction.
+pub async fn embed_document(
+    store: &Store,
+    tenant: &TenantId,
+    embedder: &super::embed::Embedder,
+    document_id: &str,
+) -> Result<usize> {
+    let id = document_id.to_owned();
+    let pending = store
+        .vault
+        .call(tenant, move |c| {
+            super::embed::passages_without_vectors(c, &id)
+        })
+        .await?;
+    if pending.is_empty() {
+        return Ok(0);
+    }
+    let texts: Vec<String> = pending.iter().map(|(_, text)| text.clone()).collect();
+    let vectors = embedder.embed(&texts).await?;
+    let rows: Vec<(i64, Vec<f32>)> = pending
+        .into_iter()
+        .map(|(seq, _)| seq)
+        .zip(vectors)
+        .collect();
+    store
+        .vault
+        .call(tenant, move |c| super::embed::store_vectors(c, &rows))
+        .await
+}
+
 /// Every document of the tenant, newest first.
 pub async fn list(store: &Store, tenant: &TenantId) -> Result<Vec<DocumentSummary>> {
     store.vault.call(tenant, repo::list).await

@@ -187,6 +187,7 @@ pub fn copy_all(from: &Connection, to: &Connection) -> Result<Removed> {
         ])?;
         copied.passages += 1;
     }
+    super::embed::copy_vectors(from, to)?;
     Ok(copied)
 }
 

@@ -44,12 +44,46 @@ pub struct Retrieved {
 /// The best passages for `question` that together fit `budget_tokens`, and their documents.
 /// A tenant without documents (or a question without searchable words) gets none.
 pub fn retrieve(conn: &Connection, question: &str, budget_tokens: u32) -> Result<Retrieved> {
+    retrieve_hybrid(conn, question, None, budget_tokens)
+}
+
+/// [`retrieve`], fusing BM25 with cosine similarity to `query_vector` (reciprocal-rank fusion)
+/// when the question was embedded.
+pub fn retrieve_hybrid(
+    conn: &Connection,
+    question: &str,
+    query_vector: Option<&[f32]>,
+    budget_tokens: u32,
+) -> Result<Retrieved> {
     if !repo::has_documents(conn)? {
         return Ok(Retrieved::default());
     }
+    let hits = match query_vector {
+        None => search(conn, question, CANDIDATES)?,
+        Some(vector) => {
+            let lexical = search_seqs(conn, question, 2 * CANDIDATES)?;
+            let semantic: Vec<i64> = super::embed::nearest(conn, vector, 2 * CANDIDATES)?
+                .into_iter()
+                .map(|(seq, _)| seq)
+                .collect();
+            let mut hits = Vec::new();
+            for seq in super::embed::fuse(&[lexical, semantic])
+                .into_iter()
+                .take(CANDIDATES)
+            {
+                hits.extend(hit_by_seq(conn, seq)?);
+            }
+            hits
+        }
+    };
+    Ok(within_budget(hits, budget_tokens))
+}
+
+/// The best hits, in order, that together fit the budget (at most [`MAX_PASSAGES`]).
+fn within_budget(hits: Vec<Hit>, budget_tokens: u32) -> Retrieved {
     let mut out = Retrieved::default();
     let mut used = 0u32;
-    for hit in search(conn, question, CANDIDATES)? {
+    for hit in hits {
         let cost = prompt::estimate_tokens(&hit.text);
         if used.saturating_add(cost) > budget_tokens {
             continue;
@@ -70,7 +104,38 @@ pub fn retrieve(conn: &Connection, question: &str, budget_tokens: u32) -> Result
             break;
         }
     }
-    Ok(out)
+    out
+}
+
+/// BM25 ranking as passage row ids, best first.
+fn search_seqs(conn: &Connection, question: &str, limit: usize) -> Result<Vec<i64>> {
+    let Some(query) = match_expression(question) else {
+        return Ok(Vec::new());
+    };
+    let mut stmt = conn.prepare_cached(
+        "SELECT rowid FROM passages_fts WHERE passages_fts MATCH ?1 AND rank MATCH 'bm25(2.0, 1.0)'
+         ORDER BY rank LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(rusqlite::params![query, limit as i64], |r| r.get(0))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+fn hit_by_seq(conn: &Connection, seq: i64) -> Result<Option<Hit>> {
+    use rusqlite::OptionalExtension;
+    let mut stmt = conn.prepare_cached(
+        "SELECT d.id, d.title, d.url, p.text FROM passages p JOIN documents d ON d.seq = p.document_seq WHERE p.seq = ?1",
+    )?;
+    Ok(stmt
+        .query_row([seq], |r| {
+            Ok(Hit {
+                doc_id: r.get(0)?,
+                title: r.get(1)?,
+                url: r.get(2)?,
+                text: r.get(3)?,
+                score: 0.0,
+            })
+        })
+        .optional()?)
 }
 
 /// The `limit` best passages for `question`, best first.

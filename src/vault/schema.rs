@@ -105,4 +105,12 @@ CREATE TRIGGER passages_after_delete AFTER DELETE ON passages BEGIN
         VALUES ('delete', OLD.seq, OLD.title, OLD.text);
 END;
 "#,
+    // Embedding vectors of passages (little-endian f32), only when an embeddings endpoint is
+    // configured; they live and die with their passage, inside the tenant's encrypted file.
+    r#"
+CREATE TABLE passage_vectors (
+    passage_seq INTEGER PRIMARY KEY REFERENCES passages (seq) ON DELETE CASCADE,
+    vector      BLOB NOT NULL
+);
+"#,
 ];

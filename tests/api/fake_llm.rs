@@ -59,6 +59,7 @@ impl FakeLlm {
         let router = Router::new()
             .route("/v1/chat/completions", post(complete))
             .route("/v1/moderations", post(moderate))
+            .route("/v1/embeddings", post(embeddings))
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -128,6 +129,59 @@ async fn complete(State(state): State<Arc<FakeState>>, body: Bytes) -> Response 
             ([("content-type", "text/event-stream")], body).into_response()
         }
     }
+}
+
+/// Words grouped by meaning: a tiny, deterministic stand-in for an embedding model, so that a
+/// question and a passage that share no word can still be close.
+const CONCEPTS: [&[&str]; 5] = [
+    &[
+        "ship", "shipping", "delivery", "deliver", "package", "parcel", "arrive", "courier",
+    ],
+    &[
+        "refund",
+        "return",
+        "returns",
+        "money",
+        "reimburse",
+        "exchange",
+    ],
+    &[
+        "open", "opening", "hours", "closed", "close", "schedule", "weekend",
+    ],
+    &["warranty", "guarantee", "broken", "repair", "defect"],
+    &["tent", "tents", "camping", "stove"],
+];
+
+fn embed(text: &str) -> Vec<f32> {
+    let words: Vec<String> = text
+        .to_lowercase()
+        .split(|c: char| !c.is_alphanumeric())
+        .map(str::to_owned)
+        .collect();
+    let mut vector: Vec<f32> = CONCEPTS
+        .iter()
+        .map(|group| words.iter().filter(|w| group.contains(&w.as_str())).count() as f32)
+        .collect();
+    vector.push(0.01);
+    vector
+}
+
+async fn embeddings(body: Bytes) -> Response {
+    let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let inputs: Vec<String> = match &request["input"] {
+        Value::String(s) => vec![s.clone()],
+        Value::Array(items) => items
+            .iter()
+            .map(|i| i.as_str().unwrap_or_default().to_owned())
+            .collect(),
+        _ => Vec::new(),
+    };
+    let data: Vec<Value> = inputs
+        .iter()
+        .enumerate()
+        .map(|(i, t)| json!({"object": "embedding", "index": i, "embedding": embed(t)}))
+        .collect();
+    axum::Json(json!({"object": "list", "model": "fake-embed", "data": data, "usage": {"prompt_tokens": 0, "total_tokens": 0}})).into_response()
 }
 
 /// Flags every category named as `FLAG:<category>` in the input.

@@ -14,6 +14,7 @@ mod fake_llm;
 mod handshake;
 mod helpers;
 mod hostile;
+mod hybrid;
 mod interop;
 mod knowledge;
 mod metrics;

@@ -50,6 +50,12 @@ pub async fn upload(State(app): State<AppState>, auth: Auth, body: Body) -> Resu
         url: body.url,
     };
     let stored = ops::add(&app.store, &auth.tenant, &auth.actor(), upload).await?;
+    if let Some(embedder) = &app.embedder
+        && let Err(e) = ops::embed_document(&app.store, &auth.tenant, embedder, &stored.id).await
+    {
+        // The document is stored and searchable by BM25; only its vectors are missing.
+        tracing::warn!(tenant = %auth.tenant, error = %e, "document embedding failed");
+    }
     let body = json!({ "id": stored.id, "title": stored.title, "passages": stored.passages });
     Ok((StatusCode::CREATED, axum::Json(body)).into_response())
 }
