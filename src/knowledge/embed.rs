@@ -1,6 +1,10 @@
 //! Optional embeddings: when an OpenAI-compatible embeddings endpoint is configured, passages get
 //! vectors (stored in the tenant's own file, never anywhere else) and retrieval fuses BM25 with
 //! cosine similarity by reciprocal rank. Without an endpoint nothing here runs.
+//!
+//! Vectors are stored normalised to unit length and quantised to one signed byte per dimension:
+//! cosine becomes an integer dot product, and a full scan reads (and decrypts) a quarter of the
+//! pages f32 would need. Ranking barely changes; the scores are not used beyond ranking.
 
 use std::time::Duration;
 
@@ -99,15 +103,21 @@ pub fn store_vectors(conn: &Connection, vectors: &[(i64, Vec<f32>)]) -> Result<u
     Ok(stored)
 }
 
-/// The `limit` passages most similar to `query`, best first: `(seq, cosine)`.
+/// The `limit` passages most similar to `query`, best first: `(seq, similarity)`.
 pub fn nearest(conn: &Connection, query: &[f32], limit: usize) -> Result<Vec<(i64, f32)>> {
+    let query = quantise(query);
     let mut stmt = conn.prepare_cached("SELECT passage_seq, vector FROM passage_vectors")?;
     let mut rows = stmt.query([])?;
     let mut scored = Vec::new();
     while let Some(r) = rows.next()? {
-        let vector = from_bytes(&r.get::<_, Vec<u8>>(1)?);
+        let vector = r.get_ref(1)?.as_blob().unwrap_or_default();
         if vector.len() == query.len() {
-            scored.push((r.get::<_, i64>(0)?, cosine(query, &vector)));
+            let dot: i32 = vector
+                .iter()
+                .zip(&query)
+                .map(|(a, b)| i32::from(*a as i8) * i32::from(*b as i8))
+                .sum();
+            scored.push((r.get::<_, i64>(0)?, dot as f32 / (127.0 * 127.0)));
         }
     }
     scored.sort_by(|a, b| b.1.total_cmp(&a.1));
@@ -144,29 +154,18 @@ pub fn fuse(rankings: &[Vec<i64>]) -> Vec<i64> {
     scores.into_iter().map(|(seq, _)| seq).collect()
 }
 
-fn cosine(a: &[f32], b: &[f32]) -> f32 {
-    let (mut dot, mut na, mut nb) = (0.0f32, 0.0f32, 0.0f32);
-    for (x, y) in a.iter().zip(b) {
-        dot += x * y;
-        na += x * x;
-        nb += y * y;
-    }
-    if na == 0.0 || nb == 0.0 {
-        0.0
-    } else {
-        dot / (na.sqrt() * nb.sqrt())
-    }
+/// Unit length, then one signed byte per dimension.
+fn quantise(vector: &[f32]) -> Vec<u8> {
+    let norm = vector.iter().map(|x| x * x).sum::<f32>().sqrt();
+    let scale = if norm > 0.0 { 127.0 / norm } else { 0.0 };
+    vector
+        .iter()
+        .map(|x| (x * scale).round().clamp(-127.0, 127.0) as i8 as u8)
+        .collect()
 }
 
 fn to_bytes(vector: &[f32]) -> Vec<u8> {
-    vector.iter().flat_map(|x| x.to_le_bytes()).collect()
-}
-
-fn from_bytes(bytes: &[u8]) -> Vec<f32> {
-    bytes
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect()
+    quantise(vector)
 }
 
 #[cfg(test)]
@@ -174,11 +173,31 @@ mod tests {
     use super::*;
 
     #[test]
-    fn vectors_round_trip_and_cosine_orders_by_similarity() {
-        let v = vec![0.5f32, -1.25, 3.0];
-        assert_eq!(from_bytes(&to_bytes(&v)), v);
-        assert!(cosine(&[1.0, 0.0], &[1.0, 0.1]) > cosine(&[1.0, 0.0], &[0.1, 1.0]));
-        assert_eq!(cosine(&[0.0, 0.0], &[1.0, 1.0]), 0.0);
+    fn nearest_ranks_by_cosine_on_quantised_vectors() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE passages (seq INTEGER PRIMARY KEY);
+             CREATE TABLE passage_vectors (passage_seq INTEGER PRIMARY KEY, vector BLOB NOT NULL);
+             INSERT INTO passages (seq) VALUES (1), (2), (3);",
+        )
+        .unwrap();
+        let vectors = vec![
+            (1, vec![0.1f32, 1.0, 0.0]),
+            (2, vec![1.0, 0.1, 0.0]),
+            (3, vec![-1.0, 0.0, 0.0]),
+        ];
+        assert_eq!(store_vectors(&conn, &vectors).unwrap(), 3);
+        let ranked = nearest(&conn, &[2.0, 0.3, 0.0], 3).unwrap();
+        assert_eq!(
+            ranked.iter().map(|(seq, _)| *seq).collect::<Vec<_>>(),
+            [2, 1, 3]
+        );
+        assert!(
+            (ranked[0].1 - 0.999).abs() < 0.02,
+            "scaled like a cosine: {}",
+            ranked[0].1
+        );
+        assert!(quantise(&[0.0, 0.0]).iter().all(|b| *b == 0));
     }
 
     #[test]
