@@ -100,7 +100,10 @@ impl Session {
                     return close(ws, close_code::AWAY, "server shutting down").await;
                 }
                 incoming = ws.recv() => {
-                    idle_deadline = tokio::time::Instant::now() + idle;
+                    // Only frames from the visitor count as activity; pongs answer our pings.
+                    if matches!(incoming, Some(Ok(Message::Text(_) | Message::Binary(_)))) {
+                        idle_deadline = tokio::time::Instant::now() + idle;
+                    }
                     match incoming {
                         None | Some(Ok(Message::Close(_))) => return Ok(()),
                         Some(Err(e)) => return self.on_read_error(ws, e).await,

@@ -399,3 +399,35 @@ async fn shutdown_lets_the_reply_in_flight_finish_then_closes_with_1001() {
     }
     stopping.await.unwrap();
 }
+
+#[tokio::test]
+async fn an_idle_socket_is_closed_and_pings_keep_it_checked() {
+    let app = spawn_app_with(|c| {
+        c.idle_timeout = Duration::from_millis(600);
+        c.ping_interval = Duration::from_millis(200);
+    })
+    .await;
+    let mut widget = app.widget().await;
+    let mut pings = 0;
+    let closed = loop {
+        let message = tokio::time::timeout(
+            Duration::from_secs(5),
+            futures_util::StreamExt::next(&mut widget.ws),
+        )
+        .await
+        .expect("the server acts within 5 s")
+        .expect("a frame")
+        .expect("a valid frame");
+        match message {
+            Message::Ping(_) => pings += 1,
+            Message::Close(frame) => break frame,
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    assert!(pings >= 1, "the server pings a quiet socket");
+    assert_eq!(
+        closed.map(|f| f.code),
+        Some(CloseCode::Normal),
+        "then closes it when idle"
+    );
+}
