@@ -77,8 +77,26 @@ const MAX_BATCH: usize = 64;
 /// A cheap handle to a worker thread; the thread ends when the last handle is dropped.
 #[derive(Clone)]
 pub struct WorkerHandle {
+    // Field order matters: `tx` drops before `thread`, so when the last handle goes the thread
+    // sees the channel close, closes its connection, and is joined.
     tx: Sender<Msg>,
     failure: Arc<OnceLock<String>>,
+    _thread: Arc<Joiner>,
+}
+
+/// Joins the worker thread when the last handle is dropped, so no connection is still closing
+/// (inside SQLCipher and OpenSSL) while the process runs its exit handlers.
+struct Joiner(std::sync::Mutex<Option<std::thread::JoinHandle<()>>>);
+
+impl Drop for Joiner {
+    fn drop(&mut self) {
+        let handle = self.0.lock().ok().and_then(|mut h| h.take());
+        if let Some(handle) = handle
+            && handle.thread().id() != std::thread::current().id()
+        {
+            let _ = handle.join();
+        }
+    }
 }
 
 /// Spawns workers.
@@ -104,7 +122,7 @@ impl Worker {
         let (tx, rx) = mpsc::channel();
         let failure = Arc::new(OnceLock::new());
         let thread_failure = failure.clone();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name(name)
             .stack_size(256 * 1024)
             .spawn(move || match open() {
@@ -115,7 +133,12 @@ impl Worker {
                 }
             })
             .map_err(|e| Error::Unavailable(format!("cannot start a database thread: {e}")))?;
-        Ok(WorkerHandle { tx, failure })
+        let thread = Arc::new(Joiner(std::sync::Mutex::new(Some(thread))));
+        Ok(WorkerHandle {
+            tx,
+            failure,
+            _thread: thread,
+        })
     }
 }
 

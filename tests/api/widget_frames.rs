@@ -174,7 +174,12 @@ async fn a_conversation_resumes_only_with_its_token() {
 
     let mut stranger = app.widget().await;
     for bad in [
-        format!("{}0", &token[..token.len() - 1]),
+        // The real token with its last digit changed (never equal to the real one).
+        format!(
+            "{}{}",
+            &token[..token.len() - 1],
+            if token.ends_with('0') { '1' } else { '0' }
+        ),
         String::new(),
         "x".repeat(64),
     ] {
