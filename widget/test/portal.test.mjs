@@ -261,6 +261,8 @@ test('settings save, and a refused value is explained next to the form', { timeo
 
   // The embed snippet names this server and copies.
   await page.getByRole('link', { name: 'Embed snippet', exact: true }).click();
+  // The snippet is filled in once the settings arrive; wait for it rather than race it.
+  await page.locator('#embed-code').filter({ hasText: /widget\.js/ }).waitFor();
   const snippet = await page.locator('#embed-code').textContent();
   assert.match(snippet, new RegExp(`^<script src="${stack.origin}/widget\\.js" data-key="[^"]+" async></script>$`));
   await ctx.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: stack.origin });
