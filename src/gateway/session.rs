@@ -219,35 +219,21 @@ impl Session {
     /// Commits the visitor message, answers `accepted`, and starts the reply.
     async fn begin(&mut self, ws: &mut WebSocket, pending: Pending) -> Result<(), End> {
         let id = pending.id.clone();
-        if let Err(wait) = limits::check(&self.limiter).and_then(|()| {
-            self.app
-                .tenant_limits
-                .check(&self.tenant, self.settings.tenant_messages_per_minute)
-        }) {
-            let retry_after_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1);
-            log_message(
-                &self.app.metrics,
-                &self.tenant,
-                self.ip,
-                Duration::ZERO,
-                "refused",
-                Some("rate_limited"),
-            );
-            let frame = ServerFrame::Error {
-                code: "rate_limited",
-                message: "too many messages; please wait a moment".into(),
-                id: Some(id.to_string()),
-                retry_after_ms: Some(retry_after_ms),
-            };
-            return send(ws, frame).await;
-        }
-        if let Some(conversation) = &self.conversation
-            && let Err(wait) = self
-                .app
-                .conversation_limits
-                .check(conversation, self.settings.messages_per_minute)
-        {
-            // Many sockets resuming one conversation share its budget.
+        // Per socket, per tenant, and per conversation (shared by every socket resuming it).
+        let limited = limits::check(&self.limiter)
+            .and_then(|()| {
+                self.app
+                    .tenant_limits
+                    .check(&self.tenant, self.settings.tenant_messages_per_minute)
+            })
+            .and_then(|()| match &self.conversation {
+                Some(conversation) => self
+                    .app
+                    .conversation_limits
+                    .check(conversation, self.settings.messages_per_minute),
+                None => Ok(()),
+            });
+        if let Err(wait) = limited {
             let retry_after_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1);
             log_message(
                 &self.app.metrics,
