@@ -45,10 +45,24 @@ pub struct App {
     pub sweeper: crate::retention::Heartbeat,
     /// Counters and histograms for `/metrics`.
     pub metrics: crate::metrics::Metrics,
+    /// Per-tenant gates that every socket and API request passes; a tenant being moved is shut.
+    pub gates: crate::cluster::gates::Gates,
+    /// The shared cluster secret, when this node is part of a cluster (`/ops/` routes on).
+    pub cluster: Option<crate::cluster::ClusterSecret>,
 }
 
 impl App {
     pub fn new(store: Store, llm: Llm, config: ServerConfig) -> AppState {
+        Self::with_cluster(store, llm, config, None)
+    }
+
+    /// [`new`](Self::new) for a node that shares `cluster` with other nodes.
+    pub fn with_cluster(
+        store: Store,
+        llm: Llm,
+        config: ServerConfig,
+        cluster: Option<crate::cluster::ClusterSecret>,
+    ) -> AppState {
         let webhooks = crate::webhooks::Webhooks::start(store.catalog.clone());
         let safety = match &config.llm.base_url {
             Some(base) => {
@@ -83,6 +97,8 @@ impl App {
             sockets: Arc::default(),
             sweeper: crate::retention::Heartbeat::new(),
             metrics: crate::metrics::Metrics::default(),
+            gates: crate::cluster::gates::Gates::default(),
+            cluster,
         })
     }
 }

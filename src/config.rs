@@ -77,6 +77,9 @@ pub struct ServerConfig {
     pub session_absolute: Duration,
     /// Serve HTTPS from these files instead of plain HTTP.
     pub tls: Option<TlsFiles>,
+    /// The shared cluster secret's file (else `CHATVAULT_CLUSTER_SECRET`); with neither, the
+    /// node-to-node `/ops/` routes are off.
+    pub cluster_secret_file: Option<PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -112,6 +115,7 @@ impl Default for ServerConfig {
             session_idle: Duration::from_secs(30 * 60),
             session_absolute: Duration::from_secs(12 * 3600),
             tls: None,
+            cluster_secret_file: None,
         }
     }
 }

@@ -96,10 +96,57 @@ prefixed_id!(
     /// A stored message (visitor or assistant).
     MessageId, "m_", 12
 );
-prefixed_id!(
-    /// The public key a widget names its tenant with.
-    WidgetKey, "wk_", 16
-);
+/// The public key a widget names its tenant with: `wk_<tenant>.<32 hex>`. The tenant in front
+/// lets a load balancer route the socket to the tenant's node without a lookup (see
+/// [`routing_tenant`]); keys minted before that prefix existed (`wk_<32 hex>`) still parse.
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+pub struct WidgetKey(String);
+
+impl WidgetKey {
+    /// A fresh key for `tenant` from the OS CSPRNG.
+    pub fn generate(tenant: &TenantId) -> Self {
+        Self(format!(
+            "wk_{}",
+            routed(tenant, &hex::encode(crypto::random_bytes::<16>()))
+        ))
+    }
+
+    /// Accepts exactly the shapes `generate` produces, now or before tenant prefixes.
+    pub fn parse(raw: &str) -> Option<Self> {
+        let body = raw.strip_prefix("wk_")?;
+        let (_, random) = split_routed(body)?;
+        is_lower_hex(random, 32).then(|| Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for WidgetKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// `<tenant>.<random>`: the shape of every public credential a tenant hands out (widget keys, API
+/// key ids, portal session cookies), so the tenant can be read off a request without a lookup.
+pub fn routed(tenant: &TenantId, random: &str) -> String {
+    format!("{tenant}.{random}")
+}
+
+/// Splits `<tenant>.<random>` (or a bare `<random>` from before tenant prefixes) into its parts.
+/// The tenant part is only a routing hint: the credential is still looked up and checked whole.
+pub fn split_routed(raw: &str) -> Option<(Option<TenantId>, &str)> {
+    match raw.split_once('.') {
+        Some((tenant, random)) => Some((Some(TenantId::parse(tenant).ok()?), random)),
+        None => Some((None, raw)),
+    }
+}
+
+fn is_lower_hex(raw: &str, len: usize) -> bool {
+    raw.len() == len && raw.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
 
 /// A web origin (scheme, host, port) in its canonical serialization, e.g. `https://acme.com`.
 #[derive(Clone, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
@@ -191,6 +238,30 @@ impl Role {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn widget_keys_carry_their_tenant_and_old_keys_still_parse() {
+        let tenant = TenantId::parse("acme-shop").unwrap();
+        let key = WidgetKey::generate(&tenant);
+        assert!(key.as_str().starts_with("wk_acme-shop."));
+        assert_eq!(WidgetKey::parse(key.as_str()), Some(key.clone()));
+        let body = key.as_str().strip_prefix("wk_").unwrap();
+        assert_eq!(split_routed(body).unwrap().0, Some(tenant));
+        let legacy = format!("wk_{}", "ab".repeat(16));
+        assert!(WidgetKey::parse(&legacy).is_some());
+        for bad in [
+            "wk_",
+            "wk_acme.",
+            "wk_.0123456789abcdef0123456789abcdef",
+            "wk_Acme.0123456789abcdef0123456789abcdef",
+            "wk_acme.0123456789ABCDEF0123456789abcdef",
+            "wk_catalog.0123456789abcdef0123456789abcdef",
+            "wk_a.b.0123456789abcdef0123456789abcdef",
+            "wk_../../etc",
+        ] {
+            assert_eq!(WidgetKey::parse(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn tenant_ids_that_could_escape_or_collide_are_refused() {

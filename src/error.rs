@@ -40,6 +40,10 @@ pub enum Error {
     /// The process is shutting down or a worker thread is gone.
     #[error("{0}")]
     Unavailable(String),
+    /// The tenant is being moved to another node; retry shortly (the load balancer will send
+    /// the retry to the tenant's new node).
+    #[error("this tenant is moving to another server; try again in a moment")]
+    TenantMoving,
 }
 
 impl Error {
@@ -63,7 +67,7 @@ impl Error {
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Error::Unavailable(_) | Error::Storage(_) | Error::Io(_) => {
+            Error::Unavailable(_) | Error::Storage(_) | Error::Io(_) | Error::TenantMoving => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             Error::Config(_) | Error::Crypto(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -82,6 +86,7 @@ impl Error {
             Error::TooLarge(_) => "too_large",
             Error::RateLimited { .. } => "rate_limited",
             Error::Unavailable(_) | Error::Storage(_) | Error::Io(_) => "storage_unavailable",
+            Error::TenantMoving => "tenant_moving",
             Error::Config(_) | Error::Crypto(_) => "internal",
         }
     }
@@ -96,7 +101,7 @@ impl Error {
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let status = self.status();
-        let message = if status.is_server_error() {
+        let message = if status.is_server_error() && !matches!(self, Error::TenantMoving) {
             tracing::error!(error = %self, code = self.code(), "request failed");
             "the server could not complete the request".to_owned()
         } else {
@@ -104,7 +109,12 @@ impl IntoResponse for Error {
         };
         let body = serde_json::json!({ "error": { "code": self.code(), "message": message } });
         let mut response = (status, Json(body)).into_response();
-        if let Error::RateLimited { retry_after_ms } = self {
+        let retry_after_ms = match self {
+            Error::RateLimited { retry_after_ms } => Some(retry_after_ms),
+            Error::TenantMoving => Some(crate::cluster::gates::RETRY_AFTER_MS),
+            _ => None,
+        };
+        if let Some(retry_after_ms) = retry_after_ms {
             let secs = retry_after_ms.div_ceil(1000).max(1);
             response
                 .headers_mut()

@@ -26,12 +26,14 @@
 //! - [`safety`] — the optional content-safety floor (moderation endpoint or built-in).
 //! - [`webhooks`] — signed outgoing event deliveries with retries and a delivery log.
 //! - [`metrics`] — counters and histograms for `/metrics` (Prometheus text), kept per app.
+//! - [`cluster`] — many nodes: per-tenant gates, `tenant move` bundles, the HAProxy tenant map.
 //! - [`config`], [`error`], [`telemetry`].
 
 pub mod app;
 pub mod backup;
 pub mod catalog;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod crypto;
 pub mod datadir;

@@ -73,8 +73,8 @@ impl Store {
         let file_id = id.clone();
         blocking(move || vault.create_tenant_blocking(&file_id)).await?;
 
-        let widget_key = WidgetKey::generate();
-        let api_key = NewApiKey::generate();
+        let widget_key = WidgetKey::generate(id);
+        let api_key = NewApiKey::generate(id);
         let created = CreatedTenant {
             tenant: id.to_string(),
             widget_key: widget_key.to_string(),

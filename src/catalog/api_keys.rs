@@ -66,9 +66,10 @@ pub struct NewApiKey {
 }
 
 impl NewApiKey {
-    pub fn generate() -> Self {
+    /// A key for `tenant`; its id is `<tenant>.<12 hex>` so a load balancer can route by it.
+    pub fn generate(tenant: &TenantId) -> Self {
         Self {
-            id: hex::encode(crypto::random_bytes::<6>()),
+            id: crate::domain::routed(tenant, &hex::encode(crypto::random_bytes::<6>())),
             secret: crypto::random_token(),
         }
     }
@@ -79,12 +80,14 @@ impl NewApiKey {
     }
 }
 
-/// Splits `cvk_<id>_<secret>` without touching the database.
+/// Splits `cvk_<id>_<secret>` without touching the database. The id is `<tenant>.<12 hex>`, or
+/// bare 12 hex for keys made before ids carried their tenant.
 pub fn parse_token(token: &str) -> Option<(&str, &str)> {
     let rest = token.strip_prefix("cvk_")?;
     let (id, secret) = rest.split_once('_')?;
     let hex_of = |s: &str, len: usize| s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit());
-    (hex_of(id, 12) && hex_of(secret, 64)).then_some((id, secret))
+    let (_, random) = crate::domain::split_routed(id)?;
+    (hex_of(random, 12) && hex_of(secret, 64)).then_some((id, secret))
 }
 
 pub fn insert(
@@ -179,13 +182,18 @@ mod tests {
         fn only_well_formed_tokens_parse(raw in ".{0,120}") {
             if let Some((id, secret)) = parse_token(&raw) {
                 proptest::prop_assert_eq!(format!("cvk_{id}_{secret}"), raw.clone());
-                proptest::prop_assert!(id.len() == 12 && secret.len() == 64);
+                let (tenant, random) = crate::domain::split_routed(id).unwrap();
+                proptest::prop_assert!(random.len() == 12 && secret.len() == 64);
+                proptest::prop_assert_eq!(tenant.is_some(), id.contains('.'));
             }
         }
 
         #[test]
-        fn generated_tokens_round_trip(_seed in 0u8..8) {
-            let key = NewApiKey::generate();
+        fn generated_tokens_round_trip(tenant in "[a-z0-9][a-z0-9-]{1,20}") {
+            let tenant = TenantId::parse(&tenant).unwrap();
+            let key = NewApiKey::generate(&tenant);
+            let prefix = format!("{tenant}.");
+            proptest::prop_assert!(key.id.starts_with(&prefix));
             let token = key.token();
             proptest::prop_assert_eq!(parse_token(&token), Some((key.id.as_str(), key.secret.as_str())));
         }

@@ -7,6 +7,7 @@ pub mod idempotency;
 pub mod schema;
 pub mod settings;
 pub mod tenants;
+pub mod transfer;
 pub mod users;
 pub mod webhooks;
 

@@ -203,7 +203,8 @@ pub fn create_session(
     tenant: &TenantId,
     email: &str,
 ) -> Result<(String, String)> {
-    let id = crypto::random_token();
+    // `<tenant>.<64 hex>`: a load balancer can route the portal's requests by the cookie alone.
+    let id = crate::domain::routed(tenant, &crypto::random_token());
     let csrf = crypto::random_token();
     let now = db::now_ms();
     conn.execute(

@@ -11,6 +11,7 @@ mod policy;
 mod restore;
 mod serve;
 mod tenant;
+mod tenant_move;
 mod user;
 mod verify;
 

@@ -56,6 +56,10 @@ pub struct ServeArgs {
     /// PEM private key for --tls-cert.
     #[arg(long, env = "CHATVAULT_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// File holding the cluster secret (64 hex, mode 0600), the same on every node; turns on the
+    /// node-to-node routes `tenant move` uses. Otherwise CHATVAULT_CLUSTER_SECRET is read.
+    #[arg(long, env = "CHATVAULT_CLUSTER_SECRET_FILE")]
+    pub cluster_secret_file: Option<PathBuf>,
 }
 
 /// Where the model is.
@@ -158,6 +162,9 @@ impl ServeArgs {
         );
         set(&mut config.max_sockets, &self.max_sockets);
         set(&mut config.max_sockets_per_ip, &self.max_sockets_per_ip);
+        if let Some(path) = &self.cluster_secret_file {
+            config.cluster_secret_file = Some(path.clone());
+        }
         if let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) {
             config.tls = Some(TlsFiles {
                 cert: cert.clone(),
@@ -214,7 +221,11 @@ pub async fn serve_until_signal(
     };
     println!("listening on {scheme}://{addr}");
     let _ = std::io::stdout().flush();
-    let app = App::new(store, llm, config);
+    let cluster = crate::cluster::ClusterSecret::load(config.cluster_secret_file.as_deref())?;
+    if cluster.is_some() {
+        tracing::info!("cluster secret loaded: node-to-node routes are on");
+    }
+    let app = App::with_cluster(store, llm, config, cluster);
     app::serve(listener, app, shutdown_signal()).await
 }
 

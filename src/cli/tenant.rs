@@ -1,4 +1,4 @@
-//! `chatvault tenant create|list|purge|delete|export-key|rekey`.
+//! `chatvault tenant create|list|purge|delete|export-key|rekey|move`.
 
 use clap::Subcommand;
 
@@ -32,6 +32,8 @@ pub enum TenantCommand {
     ExportKey { id: String },
     /// Give the tenant a new data key and re-encrypt its file; the old key stops working.
     Rekey { id: String },
+    /// Move the tenant between two running nodes of a cluster, without losing a message.
+    Move(Box<super::tenant_move::MoveArgs>),
 }
 
 const ACTOR: &str = "cli";
@@ -139,6 +141,7 @@ pub async fn run(global: &GlobalArgs, out: &Output, cmd: TenantCommand) -> Resul
                 || key.clone(),
             );
         }
+        TenantCommand::Move(args) => super::tenant_move::run(out, *args).await?,
         TenantCommand::Rekey { id } => {
             let id = TenantId::parse(&id)?;
             let store = global.open_store(4)?;

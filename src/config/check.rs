@@ -18,6 +18,9 @@ pub fn problems(config: &ServerConfig, master: &MasterKeySource) -> Vec<String> 
         ));
     }
     check_llm(config, &mut problems);
+    if let Err(e) = crate::cluster::ClusterSecret::load(config.cluster_secret_file.as_deref()) {
+        problems.push(e.to_string());
+    }
     if let Some(tls) = &config.tls
         && let Err(problem) = crate::http::tls::load(tls)
     {

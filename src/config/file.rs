@@ -15,6 +15,7 @@ use super::{ServerConfig, TlsFiles};
 /// Keys that would hold a secret inline; refused wherever they appear.
 const INLINE_SECRETS: &[&str] = &[
     "master_key",
+    "cluster_secret",
     "api_key",
     "llm_api_key",
     "openai_api_key",
@@ -30,6 +31,7 @@ pub struct FileConfig {
     pub bind: Option<String>,
     pub data_dir: Option<PathBuf>,
     pub master_key_file: Option<PathBuf>,
+    pub cluster_secret_file: Option<PathBuf>,
     pub trusted_proxies: Option<Vec<String>>,
     pub max_open_tenants: Option<usize>,
     pub handshakes_per_minute: Option<u32>,
@@ -156,6 +158,9 @@ impl FileConfig {
             }
         }
         set_some(&mut config.max_open_tenants, self.max_open_tenants);
+        if let Some(path) = &self.cluster_secret_file {
+            config.cluster_secret_file = Some(path.clone());
+        }
         set_some(
             &mut config.handshakes_per_minute,
             self.handshakes_per_minute,

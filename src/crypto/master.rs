@@ -42,54 +42,56 @@ impl MasterKey {
 
     /// Parses 64 hex digits (surrounding whitespace ignored).
     pub fn from_hex(raw: &str) -> Result<Self> {
-        let mut bytes = [0u8; 32];
-        let trimmed = raw.trim();
-        if trimmed.len() != 64 || hex::decode_to_slice(trimmed, &mut bytes).is_err() {
-            return Err(Error::Config(
-                "the master key must be exactly 64 hex characters (make one with `chatvault key generate`)".into(),
-            ));
-        }
-        Ok(Self(bytes))
+        parse_hex("master key", raw).map(Self)
     }
 
     /// Loads the key from its source.
     pub fn load(source: &MasterKeySource) -> Result<Self> {
-        match source {
-            MasterKeySource::Env(var) => {
-                let mut value = std::env::var(var).map_err(|_| missing_key())?;
-                let key = Self::from_hex(&value);
-                value.zeroize();
-                key
-            }
-            MasterKeySource::File(path) => Self::load_file(path),
-        }
+        read_secret(source, "master key", missing_key).map(Self)
     }
+}
 
-    fn load_file(path: &Path) -> Result<Self> {
-        use std::os::unix::fs::PermissionsExt;
-        let meta = std::fs::metadata(path).map_err(|e| {
-            Error::Config(format!(
-                "cannot read master key file {}: {e}",
-                path.display()
-            ))
-        })?;
-        if meta.permissions().mode() & 0o077 != 0 {
-            return Err(Error::Config(format!(
-                "master key file {} must be mode 0600 or stricter (run: chmod 600 {})",
-                path.display(),
-                path.display()
-            )));
-        }
-        let mut contents = std::fs::read_to_string(path).map_err(|e| {
-            Error::Config(format!(
-                "cannot read master key file {}: {e}",
-                path.display()
-            ))
-        })?;
-        let key = Self::from_hex(&contents);
-        contents.zeroize();
-        key
+/// Reads a 256-bit secret, 64 hex digits, from an environment variable or a file of mode 0600
+/// or stricter. `what` names the secret in errors; `missing` explains how to provide it.
+pub(crate) fn read_secret(
+    source: &MasterKeySource,
+    what: &str,
+    missing: impl FnOnce() -> Error,
+) -> Result<[u8; 32]> {
+    let mut contents = match source {
+        MasterKeySource::Env(var) => std::env::var(var).map_err(|_| missing())?,
+        MasterKeySource::File(path) => read_private_file(path, what)?,
+    };
+    let secret = parse_hex(what, &contents);
+    contents.zeroize();
+    secret
+}
+
+fn read_private_file(path: &Path, what: &str) -> Result<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let unreadable = |e: std::io::Error| {
+        Error::Config(format!("cannot read {what} file {}: {e}", path.display()))
+    };
+    let meta = std::fs::metadata(path).map_err(unreadable)?;
+    if meta.permissions().mode() & 0o077 != 0 {
+        return Err(Error::Config(format!(
+            "{what} file {} must be mode 0600 or stricter (run: chmod 600 {})",
+            path.display(),
+            path.display()
+        )));
     }
+    std::fs::read_to_string(path).map_err(unreadable)
+}
+
+fn parse_hex(what: &str, raw: &str) -> Result<[u8; 32]> {
+    let mut bytes = [0u8; 32];
+    let trimmed = raw.trim();
+    if trimmed.len() != 64 || hex::decode_to_slice(trimmed, &mut bytes).is_err() {
+        return Err(Error::Config(format!(
+            "the {what} must be exactly 64 hex characters (make one with `chatvault key generate`)"
+        )));
+    }
+    Ok(bytes)
 }
 
 fn missing_key() -> Error {

@@ -4,6 +4,7 @@
 
 mod master;
 
+pub(crate) use master::read_secret;
 pub use master::{MasterKey, MasterKeySource};
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
@@ -78,49 +79,55 @@ impl KeyPurpose {
 
 /// HKDF-SHA256 of the master key with the purpose's own info label.
 pub fn derive_db_key(master: &MasterKey, purpose: KeyPurpose) -> DbKey {
-    let hk = Hkdf::<Sha256>::new(Some(b"chatvault"), master.expose());
+    DbKey(derive(master.expose(), purpose.info()))
+}
+
+/// HKDF-SHA256 (salt "chatvault") of `secret` for the purpose named by `info`.
+pub(crate) fn derive(secret: &[u8; 32], info: &[u8]) -> [u8; 32] {
+    let hk = Hkdf::<Sha256>::new(Some(b"chatvault"), secret);
     let mut out = [0u8; 32];
-    hk.expand(purpose.info(), &mut out)
+    hk.expand(info, &mut out)
         .expect("32 bytes is a valid HKDF-SHA256 output length");
-    DbKey(out)
+    out
 }
 
 const NONCE_LEN: usize = 12;
+const TAG_LEN: usize = 16;
+
+/// `nonce || AES-256-GCM(msg)` under `key`, bound to `aad`.
+pub(crate) fn seal(key: &[u8; 32], aad: &[u8], msg: &[u8]) -> Vec<u8> {
+    let cipher = Aes256Gcm::new(key.into());
+    let nonce = random_bytes::<NONCE_LEN>();
+    let sealed = cipher
+        .encrypt(Nonce::from_slice(&nonce), Payload { msg, aad })
+        .expect("AES-GCM encryption of an in-memory buffer cannot fail");
+    [nonce.as_slice(), &sealed].concat()
+}
+
+/// Reverses [`seal`]; `None` when the key, the `aad` or any bit differs.
+pub(crate) fn open(key: &[u8; 32], aad: &[u8], sealed: &[u8]) -> Option<Vec<u8>> {
+    if sealed.len() < NONCE_LEN + TAG_LEN {
+        return None;
+    }
+    let (nonce, sealed) = sealed.split_at(NONCE_LEN);
+    Aes256Gcm::new(key.into())
+        .decrypt(Nonce::from_slice(nonce), Payload { msg: sealed, aad })
+        .ok()
+}
 
 /// Wraps a DEK under the master key: `nonce || AES-256-GCM(dek)` with the tenant id as AAD, so a
 /// wrapped key moved to another tenant's row fails to unwrap.
 pub fn wrap_dek(master: &MasterKey, tenant: &TenantId, dek: &DbKey) -> Vec<u8> {
-    let cipher = Aes256Gcm::new(master.expose().into());
-    let nonce = random_bytes::<NONCE_LEN>();
-    let sealed = cipher
-        .encrypt(
-            Nonce::from_slice(&nonce),
-            Payload {
-                msg: &dek.0,
-                aad: tenant.as_str().as_bytes(),
-            },
-        )
-        .expect("AES-GCM encryption of 32 bytes cannot fail");
-    [nonce.as_slice(), &sealed].concat()
+    seal(master.expose(), tenant.as_str().as_bytes(), &dek.0)
 }
 
 /// Reverses [`wrap_dek`]; a wrong master key, a wrong tenant or a flipped bit all fail.
 pub fn unwrap_dek(master: &MasterKey, tenant: &TenantId, wrapped: &[u8]) -> Result<DbKey> {
     let fail = || Error::Crypto(format!("the wrapped key of tenant {tenant} does not open"));
-    if wrapped.len() != NONCE_LEN + 32 + 16 {
+    if wrapped.len() != NONCE_LEN + 32 + TAG_LEN {
         return Err(fail());
     }
-    let (nonce, sealed) = wrapped.split_at(NONCE_LEN);
-    let cipher = Aes256Gcm::new(master.expose().into());
-    let mut plain = cipher
-        .decrypt(
-            Nonce::from_slice(nonce),
-            Payload {
-                msg: sealed,
-                aad: tenant.as_str().as_bytes(),
-            },
-        )
-        .map_err(|_| fail())?;
+    let mut plain = open(master.expose(), tenant.as_str().as_bytes(), wrapped).ok_or_else(fail)?;
     let mut bytes = [0u8; 32];
     bytes.copy_from_slice(&plain);
     plain.zeroize();

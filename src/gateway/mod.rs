@@ -65,6 +65,11 @@ pub async fn handshake(
         return Error::Forbidden("this origin is not allowed for this widget key".into())
             .into_response();
     }
+    let pass = match crate::domain::TenantId::parse(&tenant.id).and_then(|id| app.gates.enter(&id))
+    {
+        Ok(pass) => pass,
+        Err(e) => return e.into_response(),
+    };
     let upgrade = match upgrade {
         Ok(upgrade) => upgrade,
         Err(rejection) => return rejection.into_response(),
@@ -97,7 +102,7 @@ pub async fn handshake(
         .max_write_buffer_size(256 * 1024)
         .on_upgrade(move |socket| {
             sessions.track_future(async move {
-                session::run(socket, app, tenant, ip).await;
+                session::run(socket, app, tenant, ip, pass).await;
                 drop(slot);
             })
         })

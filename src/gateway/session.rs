@@ -15,6 +15,7 @@ use super::reply::{self, Committed, Step};
 use crate::app::AppState;
 use crate::catalog::settings::TenantSettings;
 use crate::catalog::tenants::Tenant;
+use crate::cluster::gates::Pass;
 use crate::crypto;
 use crate::db;
 use crate::domain::{ConversationId, MessageId, SubmitId, TenantId};
@@ -53,10 +54,13 @@ struct Session {
     limiter: Limiter,
     queue: VecDeque<Pending>,
     active: Option<ActiveReply>,
+    /// The tenant's gate; when the tenant moves, the reply in progress finishes, queued submits
+    /// are left for the widget to resend, and the socket closes with 1012.
+    pass: Pass,
 }
 
 /// Serves one upgraded socket until it closes.
-pub async fn run(mut socket: WebSocket, app: AppState, tenant: Tenant, ip: IpAddr) {
+pub async fn run(mut socket: WebSocket, app: AppState, tenant: Tenant, ip: IpAddr, pass: Pass) {
     let Ok(tenant_id) = TenantId::parse(&tenant.id) else {
         return;
     };
@@ -70,6 +74,7 @@ pub async fn run(mut socket: WebSocket, app: AppState, tenant: Tenant, ip: IpAdd
         conversation: None,
         queue: VecDeque::new(),
         active: None,
+        pass,
     };
     let end = session.serve(&mut socket).await.err().unwrap_or("closed");
     tracing::info!(tenant = %session.tenant, client_ip = %ip, duration_ms = started.elapsed().as_millis() as u64, outcome = end, "widget connection closed");
@@ -98,6 +103,9 @@ impl Session {
             tokio::select! {
                 () = shutdown.cancelled(), if self.active.is_none() => {
                     return close(ws, close_code::AWAY, "server shutting down").await;
+                }
+                () = self.pass.asked_to_leave(), if self.active.is_none() => {
+                    return close(ws, close_code::RESTART, "tenant moving; reconnect").await;
                 }
                 incoming = ws.recv() => {
                     // Only frames from the visitor count as activity; pongs answer our pings.
@@ -212,6 +220,9 @@ impl Session {
             }
             self.queue.push_back(pending);
             return Ok(());
+        }
+        if self.pass.is_asked_to_leave() {
+            return close(ws, close_code::RESTART, "tenant moving; reconnect").await;
         }
         self.begin(ws, pending).await
     }
@@ -672,6 +683,11 @@ impl Session {
     }
 
     async fn next_in_queue(&mut self, ws: &mut WebSocket) -> Result<(), End> {
+        if self.pass.is_asked_to_leave() {
+            // Not accepted here, so the widget still holds them and resends after reconnecting.
+            self.queue.clear();
+            return Ok(());
+        }
         match self.queue.pop_front() {
             Some(pending) => Box::pin(self.begin(ws, pending)).await,
             None => Ok(()),

@@ -4,11 +4,14 @@
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, header};
+use std::sync::Arc;
+
 use subtle::ConstantTimeEq;
 
 use crate::app::AppState;
 use crate::catalog::api_keys::{self, Scope};
 use crate::catalog::users::{self, Role};
+use crate::cluster::gates::Pass;
 use crate::domain::TenantId;
 use crate::error::{Error, Result};
 
@@ -22,6 +25,8 @@ pub const CSRF_HEADER: &str = "x-csrf-token";
 pub struct Auth {
     pub tenant: TenantId,
     pub principal: Principal,
+    /// Holds the tenant's gate for as long as the request is handled, so a move waits for it.
+    pub pass: Arc<Pass>,
 }
 
 #[derive(Clone, Debug)]
@@ -105,6 +110,7 @@ impl FromRequestParts<AppState> for Auth {
                 .unwrap_or_default()
                 .to_owned();
             return Ok(Auth {
+                pass: Arc::new(app.gates.enter(&tenant)?),
                 tenant,
                 principal: Principal::ApiKey { id, scopes },
             });
@@ -129,6 +135,7 @@ impl FromRequestParts<AppState> for Auth {
             return Err(Error::PasswordChangeRequired);
         }
         Ok(Auth {
+            pass: Arc::new(app.gates.enter(&session.tenant)?),
             tenant: session.tenant,
             principal: Principal::User {
                 email: session.email,
@@ -183,7 +190,11 @@ pub fn session_cookie(headers: &HeaderMap) -> Option<String> {
         .filter_map(|pair| pair.trim().split_once('='))
         .find(|(name, _)| *name == SESSION_COOKIE)
         .map(|(_, value)| value.to_owned())
-        .filter(|v| v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit()))
+        .filter(|v| {
+            crate::domain::split_routed(v).is_some_and(|(_, random)| {
+                random.len() == 64 && random.bytes().all(|b| b.is_ascii_hexdigit())
+            })
+        })
 }
 
 /// `Set-Cookie` for a new session; `Secure` unless the server runs in demo mode on plain HTTP.

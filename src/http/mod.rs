@@ -9,6 +9,7 @@ mod health;
 mod idempotency;
 pub mod observe;
 mod openapi;
+mod ops;
 mod pages;
 mod portal;
 pub mod server;
@@ -50,6 +51,7 @@ pub fn router(app: AppState) -> Router {
         .route("/widget.js", get(pages::widget_js))
         .merge(widget_socket)
         .merge(api::router(app.clone()))
+        .merge(ops::router())
         .fallback(not_found);
     if app.config.demo {
         router = router.route("/", get(pages::demo_page));

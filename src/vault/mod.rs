@@ -4,6 +4,7 @@
 
 mod erase;
 pub mod history;
+mod install;
 mod purge;
 mod rekey;
 pub mod repo;

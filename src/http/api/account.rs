@@ -260,7 +260,7 @@ pub async fn create_key(State(app): State<AppState>, auth: Auth, body: Bytes) ->
             "names are at most 100 characters",
         ));
     }
-    let key = NewApiKey::generate();
+    let key = NewApiKey::generate(&auth.tenant);
     let (id, token) = (key.id.clone(), key.token());
     let (tenant, stored_name, stored_scopes) = (auth.tenant.clone(), name.clone(), scopes.clone());
     app.store

@@ -88,6 +88,8 @@ pub async fn login(
         tracing::info!(client_ip = %ip, "portal login refused");
         return Err(refused());
     };
+    // A tenant being moved takes no new sessions here (its new node will).
+    let _pass = app.gates.enter(&tenant)?;
     // A session id presented at login is never reused (no fixation): it is ended and replaced.
     let old = auth::session_cookie(&headers);
     let (t, e) = (tenant.clone(), email.clone());

@@ -33,8 +33,8 @@
   }
 
   /** One call to the API; resolves with the parsed JSON (null for 204), rejects with ApiError. */
-  async function api(method, path, body) {
-    const headers = { accept: 'application/json' };
+  async function api(method, path, body, extraHeaders = {}) {
+    const headers = { accept: 'application/json', ...extraHeaders };
     if (method !== 'GET' && state.session) headers['x-csrf-token'] = state.session.csrf_token;
     const init = { method, headers, credentials: 'same-origin', cache: 'no-store' };
     if (body !== undefined) {
@@ -204,11 +204,13 @@
     showError('signin-error', null);
     busy(form, async () => {
       try {
+        const tenant = $('signin-tenant').value.trim();
+        // The header lets a load balancer send the sign-in to the tenant's node (docs/operations.md).
         const body = await api('POST', '/v1/session', {
-          tenant: $('signin-tenant').value.trim(),
+          tenant,
           email: $('signin-email').value.trim(),
           password: $('signin-password').value,
-        });
+        }, /^[a-z0-9-]{1,63}$/.test(tenant) ? { 'x-chatvault-tenant': tenant } : {});
         $('signin-password').value = '';
         $('signin-notice').hidden = true;
         resetData();
