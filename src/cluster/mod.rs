@@ -65,7 +65,8 @@ impl ClusterSecret {
         })
     }
 
-    fn from_bytes(secret: &[u8; 32]) -> Self {
+    /// From the raw 256-bit secret.
+    pub fn from_bytes(secret: &[u8; 32]) -> Self {
         let token = Zeroizing::new(hex::encode(crypto::derive(
             secret,
             b"chatvault/v1/ops-token",

@@ -3,6 +3,7 @@
 mod abuse;
 mod backup;
 mod cli;
+mod cluster;
 mod config;
 mod cost_caps;
 mod crash;

@@ -1,0 +1,620 @@
+//! Three nodes behind HAProxy, configured by `deploy/haproxy.cfg` exactly as shipped: each
+//! tenant's widget sockets, API calls and portal sign-ins reach its own node (and only there is
+//! its data), and `chatvault tenant move` under light load loses no message and duplicates none.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+use crate::cli::{Cli, bin};
+use crate::fake_llm::FakeLlm;
+
+const ORIGIN: &str = "https://shop.example";
+
+/// A `chatvault serve` process with its own data directory and master key.
+struct Node {
+    cli: Cli,
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Node {
+    fn start(cli: Cli, cluster_secret: &str, llm: &FakeLlm) -> Self {
+        let mut child = Command::new(bin())
+            .args([
+                "serve",
+                "--bind",
+                "127.0.0.1:0",
+                "--trusted-proxy",
+                "127.0.0.1/32",
+            ])
+            // Reconnects while a tenant is frozen all come from the balancer's address.
+            .args(["--handshakes-per-minute", "6000"])
+            .arg("--data-dir")
+            .arg(cli.data_dir())
+            .env("CHATVAULT_MASTER_KEY", &cli.master_key)
+            .env("CHATVAULT_CLUSTER_SECRET", cluster_secret)
+            .args(["--llm-base-url", &llm.base_url])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line
+            .trim()
+            .strip_prefix("listening on http://")
+            .unwrap_or_else(|| panic!("no listening line: {line:?}"))
+            .to_owned();
+        Self { cli, child, addr }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+/// HAProxy running `deploy/haproxy.cfg` in the foreground.
+struct Balancer {
+    child: Child,
+    addr: String,
+    socket: PathBuf,
+    map: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Balancer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Balancer {
+    async fn start(nodes: &[&Node], map: &str) -> Self {
+        let haproxy = which("haproxy").expect(
+            "HAProxy is needed for the multi-node test: ./scripts/test installs Debian's haproxy",
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let (socket, map_path) = (
+            dir.path().join("admin.sock"),
+            dir.path().join("tenants.map"),
+        );
+        std::fs::write(&map_path, map).unwrap();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr = format!("127.0.0.1:{port}");
+        let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/haproxy.cfg");
+        let mut command = Command::new(haproxy);
+        command
+            .arg("-db")
+            .arg("-f")
+            .arg(&config)
+            .env("CHATVAULT_LB_BIND", &addr)
+            .env("CHATVAULT_HAPROXY_SOCKET", &socket)
+            .env("CHATVAULT_TENANT_MAP", &map_path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        for (i, node) in nodes.iter().enumerate() {
+            command.env(format!("CHATVAULT_NODE{}", i + 1), &node.addr);
+        }
+        let balancer = Self {
+            child: command.spawn().unwrap(),
+            addr,
+            socket,
+            map: map_path,
+            _dir: dir,
+        };
+        let http = reqwest::Client::new();
+        for _ in 0..100 {
+            let healthy = http
+                .get(format!("http://{}/healthz", balancer.addr))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            if healthy && balancer.socket.exists() {
+                return balancer;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("HAProxy did not come up on {}", balancer.addr);
+    }
+}
+
+fn which(program: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|dir| Path::new(dir).join(program))
+        .find(|p| p.is_file())
+}
+
+/// A tenant made with the CLI on a node's data directory: (widget key, API key).
+fn create_tenant(cli: &Cli, id: &str) -> (String, String) {
+    let created = cli.json(&["tenant", "create", id, "--origin", ORIGIN]);
+    (
+        created["widget_key"].as_str().unwrap().to_owned(),
+        created["api_key"].as_str().unwrap().to_owned(),
+    )
+}
+
+async fn conversations(http: &reqwest::Client, base: &str, api_key: &str) -> (u16, Value) {
+    let response = http
+        .get(format!("{base}/v1/conversations"))
+        .bearer_auth(api_key)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// A visitor chatting through the balancer the way the widget does: when its socket is closed
+/// or refused it reconnects with backoff, resumes its conversation and resends the message that
+/// was not answered. Returns (conversation, messages answered, reconnects).
+async fn visitor(
+    lb: String,
+    key: String,
+    label: &'static str,
+    messages: usize,
+    progress: tokio::sync::mpsc::UnboundedSender<usize>,
+) -> (String, Vec<String>, usize) {
+    let mut resume: Option<(String, String)> = None;
+    let mut answered = Vec::new();
+    let mut reconnects = 0;
+    let mut attempts = 0;
+    'connect: while answered.len() < messages {
+        attempts += 1;
+        assert!(attempts < 400, "{label}: could not reconnect within bounds");
+        let mut request = format!("ws://{lb}/v1/widget/ws?key={key}")
+            .into_client_request()
+            .unwrap();
+        request
+            .headers_mut()
+            .insert("origin", ORIGIN.parse().unwrap());
+        let Ok((mut ws, _)) = tokio_tungstenite::connect_async(request).await else {
+            // Refused while the tenant is frozen (503): back off and try again.
+            reconnects += 1;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        };
+        let next = async |ws: &mut tokio_tungstenite::WebSocketStream<_>| loop {
+            match tokio::time::timeout(Duration::from_secs(20), ws.next()).await {
+                Ok(Some(Ok(Message::Text(text)))) => {
+                    return Some(serde_json::from_str::<Value>(&text).unwrap());
+                }
+                Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
+                Ok(_) => return None,
+                Err(_) => panic!("{label}: no frame within 20 s"),
+            }
+        };
+        match next(&mut ws).await {
+            Some(hello) if hello["type"] == "hello" => {}
+            _ => {
+                reconnects += 1;
+                continue;
+            }
+        }
+        if let Some((conversation, token)) = &resume {
+            let frame = json!({"type": "resume", "conversation": conversation, "token": token});
+            if ws
+                .send(Message::Text(frame.to_string().into()))
+                .await
+                .is_err()
+            {
+                reconnects += 1;
+                continue;
+            }
+            match next(&mut ws).await {
+                Some(f) if f["type"] == "resumed" => {}
+                Some(f) => panic!("{label}: resume refused after reconnecting: {f}"),
+                None => {
+                    reconnects += 1;
+                    continue;
+                }
+            }
+        }
+        while answered.len() < messages {
+            let i = answered.len();
+            let text = format!("{label} message {i}");
+            let submit = json!({"type": "submit", "id": format!("{label}-{i}"), "text": text});
+            if ws
+                .send(Message::Text(submit.to_string().into()))
+                .await
+                .is_err()
+            {
+                reconnects += 1;
+                continue 'connect;
+            }
+            loop {
+                let Some(frame) = next(&mut ws).await else {
+                    // Closed (1012 while the tenant moves): reconnect and resend.
+                    reconnects += 1;
+                    continue 'connect;
+                };
+                match frame["type"].as_str() {
+                    Some("accepted") => {
+                        if let Some(token) = frame["token"].as_str() {
+                            let conversation = frame["conversation"].as_str().unwrap();
+                            resume = Some((conversation.to_owned(), token.to_owned()));
+                        }
+                    }
+                    Some("done") => break,
+                    Some("delta") => {}
+                    _ => panic!("{label}: unexpected frame {frame}"),
+                }
+            }
+            answered.push(text);
+            let _ = progress.send(answered.len());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let conversation = resume.expect("a conversation was started").0;
+    (conversation, answered, reconnects)
+}
+
+/// The visitor texts of a conversation, in order.
+async fn visitor_texts(http: &reqwest::Client, base: &str, api_key: &str, id: &str) -> Vec<String> {
+    let body: Value = http
+        .get(format!("{base}/v1/conversations/{id}"))
+        .bearer_auth(api_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    body["messages"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no messages in {body}"))
+        .iter()
+        .filter(|m| m["role"] == "visitor")
+        .map(|m| m["text"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenants_reach_their_own_node_and_a_move_under_load_loses_nothing() {
+    let secret = Cli::new().master_key; // any 64 hex: `key generate` makes it
+    let clis = [Cli::new(), Cli::new(), Cli::new()];
+    let tenants = ["alpha", "bravo", "charlie"];
+    let mut keys = Vec::new();
+    for (cli, tenant) in clis.iter().zip(tenants) {
+        keys.push(create_tenant(cli, tenant));
+    }
+    clis[0].json(&[
+        "user",
+        "add",
+        "alpha",
+        "owner@alpha.example",
+        "--role",
+        "owner",
+    ]);
+    let password = clis[0].json(&[
+        "user",
+        "add",
+        "alpha",
+        "ann@alpha.example",
+        "--role",
+        "admin",
+    ])["password"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let [c1, c2, c3] = clis;
+    let llm = FakeLlm::start().await;
+    let nodes = [
+        Node::start(c1, &secret, &llm),
+        Node::start(c2, &secret, &llm),
+        Node::start(c3, &secret, &llm),
+    ];
+    let lb = Balancer::start(
+        &[&nodes[0], &nodes[1], &nodes[2]],
+        "alpha node1\nbravo node2\ncharlie node3\n",
+    )
+    .await;
+    let lb_url = format!("http://{}", lb.addr);
+    let http = reqwest::Client::new();
+
+    // Every tenant: raise the per-conversation rate for the test, chat once through the
+    // balancer, and find the conversation through the balancer and on its own node only.
+    for (i, tenant) in tenants.iter().enumerate() {
+        let (widget_key, api_key) = &keys[i];
+        assert!(
+            widget_key.starts_with(&format!("wk_{tenant}.")),
+            "{widget_key}"
+        );
+        assert!(api_key.starts_with(&format!("cvk_{tenant}.")), "{api_key}");
+        let patched = http
+            .patch(format!("{lb_url}/v1/settings"))
+            .bearer_auth(api_key)
+            .json(&json!({"messages_per_minute": 600}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            patched.status(),
+            200,
+            "{tenant}: settings through the balancer"
+        );
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let (_, answered, reconnects) =
+            visitor(lb.addr.clone(), widget_key.clone(), tenant, 1, tx).await;
+        assert_eq!((answered.len(), reconnects), (1, 0), "{tenant}");
+        let (status, page) = conversations(&http, &lb_url, api_key).await;
+        assert_eq!(status, 200, "{tenant}: API through the balancer");
+        assert_eq!(
+            page["items"].as_array().unwrap().len(),
+            1,
+            "{tenant}: {page}"
+        );
+        for (j, node) in nodes.iter().enumerate() {
+            let (status, _) = conversations(&http, &node.url(), api_key).await;
+            let expected = if i == j { 200 } else { 401 };
+            assert_eq!(status, expected, "{tenant} asked directly on node{}", j + 1);
+        }
+    }
+
+    // A portal sign-in names its tenant in a header; the session cookie routes what follows.
+    let login = http
+        .post(format!("{lb_url}/v1/session"))
+        .header("x-chatvault-tenant", "alpha")
+        .json(&json!({"tenant": "alpha", "email": "ann@alpha.example", "password": password}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 200, "sign-in routed to alpha's node");
+    let cookie = login.headers()["set-cookie"].to_str().unwrap();
+    let cookie = cookie.split(';').next().unwrap().to_owned();
+    assert!(cookie.starts_with("cv_session=alpha."), "{cookie}");
+    let session: Value = http
+        .get(format!("{lb_url}/v1/session"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(session["tenant"], "alpha", "{session}");
+    // The node-to-node routes are not reachable through the balancer.
+    let ops = http
+        .post(format!("{lb_url}/ops/tenants/alpha/freeze"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ops.status(), 404);
+
+    // Light load on alpha (moving) and bravo (staying) while alpha moves from node1 to node3.
+    const MESSAGES: usize = 40;
+    let (alpha_tx, mut alpha_progress) = tokio::sync::mpsc::unbounded_channel();
+    let (bravo_tx, _bravo_progress) = tokio::sync::mpsc::unbounded_channel();
+    let alpha = tokio::spawn(visitor(
+        lb.addr.clone(),
+        keys[0].0.clone(),
+        "alpha-move",
+        MESSAGES,
+        alpha_tx,
+    ));
+    let bravo = tokio::spawn(visitor(
+        lb.addr.clone(),
+        keys[1].0.clone(),
+        "bravo-stay",
+        MESSAGES,
+        bravo_tx,
+    ));
+    while alpha_progress.recv().await.is_some_and(|n| n < 5) {}
+
+    let mover = Command::new(bin())
+        .args(["tenant", "move", "alpha", "--json", "--backend", "node3"])
+        .args(["--from", &nodes[0].url(), "--to", &nodes[2].url()])
+        .arg("--haproxy-socket")
+        .arg(&lb.socket)
+        .arg("--haproxy-map")
+        .arg(&lb.map)
+        .env("CHATVAULT_CLUSTER_SECRET", &secret)
+        .output()
+        .unwrap();
+    assert!(
+        mover.status.success(),
+        "tenant move failed: {}",
+        String::from_utf8_lossy(&mover.stderr)
+    );
+    let report: Value = serde_json::from_slice(&mover.stdout).unwrap();
+    assert_eq!(report["tenant"], "alpha");
+    eprintln!("tenant move: {report}");
+
+    let (alpha_conversation, alpha_answered, alpha_reconnects) = alpha.await.unwrap();
+    let (bravo_conversation, bravo_answered, bravo_reconnects) = bravo.await.unwrap();
+    assert!(
+        alpha_reconnects >= 1,
+        "alpha's socket was moved, so it reconnected"
+    );
+    assert_eq!(bravo_reconnects, 0, "bravo never noticed alpha's move");
+
+    // Every answered message is on node3, exactly once and in order; nothing else is.
+    let alpha_key = &keys[0].1;
+    let stored = visitor_texts(&http, &lb_url, alpha_key, &alpha_conversation).await;
+    assert_eq!(stored, alpha_answered);
+    assert_eq!(
+        visitor_texts(&http, &nodes[2].url(), alpha_key, &alpha_conversation).await,
+        alpha_answered
+    );
+    let bravo_key = &keys[1].1;
+    assert_eq!(
+        visitor_texts(&http, &lb_url, bravo_key, &bravo_conversation).await,
+        bravo_answered
+    );
+    // The earlier conversation came along too, and the portal session still works.
+    let (_, page) = conversations(&http, &lb_url, alpha_key).await;
+    assert_eq!(page["items"].as_array().unwrap().len(), 2, "{page}");
+    let session = http
+        .get(format!("{lb_url}/v1/session"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        session.status(),
+        200,
+        "the portal session moved with the tenant"
+    );
+
+    // node1 no longer has alpha at all: not in its catalog, no file, its key answers 401 there.
+    assert_eq!(
+        conversations(&http, &nodes[0].url(), alpha_key).await.0,
+        401
+    );
+    let listed = nodes[0].cli.json(&["tenant", "list"]);
+    assert!(
+        listed["tenants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["id"] != "alpha"),
+        "{listed}"
+    );
+    assert!(!nodes[0].cli.data_dir().join("alpha.db").exists());
+    // node3 holds it under its own master key, and its audit chain records the move.
+    let audit: Value = http
+        .get(format!("{lb_url}/v1/audit"))
+        .bearer_auth(alpha_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let actions: Vec<&str> = audit["entries"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{audit}"))
+        .iter()
+        .filter_map(|e| e["action"].as_str())
+        .collect();
+    assert!(
+        actions.contains(&"tenant.created") && actions.contains(&"tenant.moved_in"),
+        "{actions:?}"
+    );
+    let verified = nodes[2].cli.json(&["audit", "verify", "alpha"]);
+    assert_eq!(verified["ok"], true, "{verified}");
+    let map = std::fs::read_to_string(&lb.map).unwrap();
+    assert!(map.lines().any(|l| l == "alpha node3"), "{map}");
+}
+
+#[tokio::test]
+async fn a_move_is_refused_without_the_cluster_secret_and_leaves_the_tenant_in_place() {
+    let secret = Cli::new().master_key;
+    let (c1, c2) = (Cli::new(), Cli::new());
+    let (_, api_key) = create_tenant(&c1, "alpha");
+    let llm = FakeLlm::start().await;
+    let (n1, n2) = (
+        Node::start(c1, &secret, &llm),
+        Node::start(c2, &secret, &llm),
+    );
+    let wrong = Cli::new().master_key;
+    let mover = Command::new(bin())
+        .args([
+            "tenant",
+            "move",
+            "alpha",
+            "--from",
+            &n1.url(),
+            "--to",
+            &n2.url(),
+        ])
+        .env("CHATVAULT_CLUSTER_SECRET", &wrong)
+        .output()
+        .unwrap();
+    assert!(!mover.status.success());
+    let stderr = String::from_utf8_lossy(&mover.stderr);
+    assert!(stderr.contains("cluster secret"), "{stderr}");
+    let http = reqwest::Client::new();
+    assert_eq!(conversations(&http, &n1.url(), &api_key).await.0, 200);
+
+    // A bundle cut short or altered in transit is refused by the importing node.
+    let export =
+        |node: &Node, step: &str| http.post(format!("{}/ops/tenants/alpha/{step}", node.url()));
+    let token = chatvault_token(&secret);
+    assert_eq!(
+        export(&n1, "freeze")
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        conversations(&http, &n1.url(), &api_key).await.0,
+        503,
+        "frozen: tenant_moving"
+    );
+    let bundle = export(&n1, "export")
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let mut altered = bundle.to_vec();
+    let last = altered.len() - 1;
+    altered[last] ^= 1;
+    for body in [altered, bundle[..bundle.len() / 2].to_vec()] {
+        let refused = export(&n2, "import")
+            .bearer_auth(&token)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), 400);
+    }
+    assert_eq!(
+        export(&n1, "thaw")
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        204
+    );
+    assert_eq!(
+        conversations(&http, &n1.url(), &api_key).await.0,
+        200,
+        "thawed"
+    );
+    assert_eq!(
+        conversations(&http, &n2.url(), &api_key).await.0,
+        401,
+        "never imported"
+    );
+}
+
+/// The ops bearer token a node derives from the cluster secret.
+fn chatvault_token(secret: &str) -> String {
+    let mut bytes = [0u8; 32];
+    hex::decode_to_slice(secret, &mut bytes).unwrap();
+    chatvault::cluster::ClusterSecret::from_bytes(&bytes)
+        .bearer()
+        .to_owned()
+}
