@@ -222,3 +222,47 @@ fn the_llm_key_variable_must_be_a_name_not_the_key() {
     );
     assert!(!report.to_string().contains("sk-proj-abc123"));
 }
+
+#[test]
+fn a_cluster_secret_must_be_well_formed_private_and_never_inline() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = master_key();
+    let secret = write(dir.path(), "cluster.key", &master_key());
+    let config = write(
+        dir.path(),
+        "node.toml",
+        &format!("cluster_secret_file = {:?}\n", secret.display().to_string()),
+    );
+    std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let (ok, report) = check(&config, &[("CHATVAULT_MASTER_KEY", &key)]);
+    assert!(ok, "{report}");
+
+    std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let (ok, report) = check(&config, &[("CHATVAULT_MASTER_KEY", &key)]);
+    assert!(!ok);
+    assert!(
+        report.to_string().contains("cluster secret file"),
+        "{report}"
+    );
+
+    let inline = write(dir.path(), "inline.toml", "cluster_secret = \"00\"\n");
+    let (ok, report) = check(&inline, &[("CHATVAULT_MASTER_KEY", &key)]);
+    assert!(!ok);
+    assert!(report.to_string().contains("cluster_secret"), "{report}");
+
+    let empty = write(dir.path(), "empty.toml", "");
+    let (ok, report) = check(
+        &empty,
+        &[
+            ("CHATVAULT_MASTER_KEY", &key),
+            ("CHATVAULT_CLUSTER_SECRET", "not hex"),
+        ],
+    );
+    assert!(!ok);
+    assert!(
+        report
+            .to_string()
+            .contains("cluster secret must be exactly 64 hex"),
+        "{report}"
+    );
+}
