@@ -4,6 +4,8 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -98,6 +100,19 @@ impl Error {
     }
 }
 
+/// The body of every error response: `{"error":{"code","message"}}`.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorResponse {
+    pub error: ErrorDetail,
+}
+
+/// What went wrong: a stable machine-readable code and a message safe to show (opaque on 5xx).
+#[derive(Serialize, ToSchema)]
+pub struct ErrorDetail {
+    pub code: &'static str,
+    pub message: String,
+}
+
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let status = self.status();
@@ -107,7 +122,12 @@ impl IntoResponse for Error {
         } else {
             self.to_string()
         };
-        let body = serde_json::json!({ "error": { "code": self.code(), "message": message } });
+        let body = ErrorResponse {
+            error: ErrorDetail {
+                code: self.code(),
+                message,
+            },
+        };
         let mut response = (status, Json(body)).into_response();
         let retry_after_ms = match self {
             Error::RateLimited { retry_after_ms } => Some(retry_after_ms),

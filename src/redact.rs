@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 mod matchers;
 
 /// Where a tenant's redaction applies.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Redaction {
     #[default]

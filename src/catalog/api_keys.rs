@@ -10,7 +10,7 @@ use crate::domain::TenantId;
 use crate::error::{Error, Result};
 
 /// What an API key may do.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub enum Scope {
     #[serde(rename = "history:read")]
     HistoryRead,

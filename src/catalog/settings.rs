@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::redact::Redaction;
 
 /// Settings a customer can change (`PATCH /v1/settings`).
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(default)]
 pub struct TenantSettings {
     pub system_prompt: String,

@@ -7,7 +7,8 @@ use html5gum::{DefaultEmitter, Token, Tokenizer};
 use pulldown_cmark::{Event, Parser, Tag, TagEnd};
 
 /// The format a document was uploaded in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
 pub enum Format {
     Text,
     Markdown,

@@ -48,14 +48,14 @@ pub struct ConversationSummary {
 }
 
 /// Counts kept by triggers.
-#[derive(Clone, Copy, Debug, Default, Serialize, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Totals {
     pub conversations: i64,
     pub messages: i64,
 }
 
 /// One day's usage.
-#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+#[derive(Clone, Debug, Default, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct DailyUsage {
     pub day: String,
     pub messages: i64,

@@ -39,6 +39,11 @@ async fn the_document_is_openapi_3_1_and_lists_the_customer_api() {
         doc["components"]["securitySchemes"]["bearer"]["scheme"],
         "bearer"
     );
+    assert_eq!(
+        doc["components"]["securitySchemes"]["session"]["in"],
+        "cookie"
+    );
+    assert_eq!(doc["components"]["securitySchemes"]["csrf"]["in"], "header");
     app.stop().await;
 }
 

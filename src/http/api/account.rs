@@ -1,26 +1,65 @@
-//! Settings, usage counters, the audit log and API keys.
+//! Settings, usage counters and the audit log.
 
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
+use utoipa::{IntoParams, ToSchema};
 
 use super::conversations::csv_field;
 use crate::app::AppState;
-use crate::catalog::api_keys::{self, NewApiKey, Scope};
+use crate::catalog::api_keys::Scope;
 use crate::catalog::settings::TenantSettings;
 use crate::catalog::{audit, tenants};
 use crate::db::{self, format_time};
 use crate::domain::Origin;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorResponse, Result};
 use crate::http::auth::Auth;
-use crate::http::extract::{Path, Query, parse_json};
+use crate::http::extract::{Query, parse_json};
 use crate::vault::repo;
+use crate::vault::repo::{DailyUsage, Totals};
 
-pub async fn get_settings(State(app): State<AppState>, auth: Auth) -> Result<Response> {
+/// The tenant's settings; more fields may follow (CONTRACT §5).
+#[derive(Serialize, ToSchema)]
+pub struct Settings {
+    name: String,
+    allowed_origins: Vec<String>,
+    /// The public key the widget script sends (`data-key`).
+    widget_key: Option<String>,
+    #[serde(flatten)]
+    settings: TenantSettings,
+}
+
+/// Any subset of the fields `GET /v1/settings` returns, except `widget_key`; unknown fields are
+/// refused.
+#[derive(Deserialize, ToSchema)]
+pub struct SettingsPatch {
+    /// 1-200 characters.
+    name: Option<String>,
+    /// 1-50 origins, each `scheme://host[:port]`.
+    allowed_origins: Option<Vec<String>>,
+    /// Merged onto the current settings, then checked as a whole.
+    #[serde(flatten)]
+    #[schema(value_type = TenantSettings)]
+    settings: Map<String, Value>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/settings",
+    tag = "account",
+    operation_id = "get_settings",
+    security(("bearer" = ["history:read"]), ("session" = [])),
+    responses((status = 200, body = Settings)),
+)]
+pub async fn get_settings(State(app): State<AppState>, auth: Auth) -> Result<axum::Json<Settings>> {
     auth.require(Scope::HistoryRead)?;
+    Ok(axum::Json(current_settings(&app, &auth).await?))
+}
+
+async fn current_settings(app: &AppState, auth: &Auth) -> Result<Settings> {
     let tenant = app.store.tenant(&auth.tenant).await?;
     let id = auth.tenant.clone();
     let widget_key = app
@@ -30,62 +69,72 @@ pub async fn get_settings(State(app): State<AppState>, auth: Auth) -> Result<Res
         .await?
         .into_iter()
         .next();
-    let mut body = settings_json(&tenant);
-    body["widget_key"] = json!(widget_key);
-    Ok(axum::Json(body).into_response())
-}
-
-fn settings_json(tenant: &tenants::Tenant) -> Value {
-    let mut body = serde_json::to_value(&tenant.settings).unwrap_or_else(|_| json!({}));
-    if let Value::Object(map) = &mut body {
-        map.insert("name".into(), json!(tenant.name));
-        map.insert("allowed_origins".into(), json!(tenant.origins));
-    }
-    body
+    Ok(Settings {
+        name: tenant.name,
+        allowed_origins: tenant.origins,
+        widget_key,
+        settings: tenant.settings,
+    })
 }
 
 /// Takes any subset of the fields `GET /v1/settings` returns; unknown fields are refused.
+#[utoipa::path(
+    patch,
+    path = "/v1/settings",
+    tag = "account",
+    operation_id = "patch_settings",
+    request_body = SettingsPatch,
+    security(("bearer" = ["settings:write"]), ("session" = [], "csrf" = [])),
+    responses((status = 200, body = Settings), (status = 400, body = ErrorResponse)),
+)]
 pub async fn patch_settings(
     State(app): State<AppState>,
     auth: Auth,
     body: Bytes,
-) -> Result<Response> {
+) -> Result<axum::Json<Settings>> {
     auth.require(Scope::SettingsWrite)?;
-    let patch: Map<String, Value> = parse_json(&body)?;
+    let patch: SettingsPatch = parse_json(&body)?;
     let tenant = app.store.tenant(&auth.tenant).await?;
-    let mut name = tenant.name.clone();
-    let mut origins = None;
+    let mut changed: Vec<&str> = Vec::new();
+    let name = match &patch.name {
+        Some(name) if (1..=200).contains(&name.chars().count()) => {
+            changed.push("name");
+            name.clone()
+        }
+        Some(_) => {
+            return Err(Error::invalid(
+                "invalid_settings",
+                "name is 1-200 characters",
+            ));
+        }
+        None => tenant.name.clone(),
+    };
+    let origins = match &patch.allowed_origins {
+        Some(list) => {
+            changed.push("allowed_origins");
+            Some(parse_origins(list)?)
+        }
+        None => None,
+    };
     let Value::Object(mut current) =
         serde_json::to_value(&tenant.settings).unwrap_or_else(|_| json!({}))
     else {
         return Err(Error::Unavailable("settings are unreadable".into()));
     };
-    for (key, value) in &patch {
-        match key.as_str() {
-            "name" => {
-                name = value
-                    .as_str()
-                    .filter(|n| (1..=200).contains(&n.chars().count()))
-                    .ok_or_else(|| Error::invalid("invalid_settings", "name is 1-200 characters"))?
-                    .to_owned()
-            }
-            "allowed_origins" => origins = Some(parse_origins(value)?),
-            _ if current.contains_key(key) => {
-                current.insert(key.clone(), value.clone());
-            }
-            _ => {
-                return Err(Error::invalid(
-                    "invalid_settings",
-                    format!("unknown setting {key:?}"),
-                ));
-            }
+    for (key, value) in &patch.settings {
+        if !current.contains_key(key) {
+            return Err(Error::invalid(
+                "invalid_settings",
+                format!("unknown setting {key:?}"),
+            ));
         }
+        current.insert(key.clone(), value.clone());
+        changed.push(key);
     }
     let settings: TenantSettings = serde_json::from_value(Value::Object(current))
         .map_err(|e| Error::invalid("invalid_settings", e.to_string()))?;
     settings.validate()?;
     let id = auth.tenant.clone();
-    let changed: Vec<&String> = patch.keys().collect();
     let details = json!({ "fields": changed });
     app.store
         .catalog
@@ -106,30 +155,38 @@ pub async fn patch_settings(
             details,
         )
         .await?;
-    let tenant = app.store.tenant(&auth.tenant).await?;
-    Ok(axum::Json(settings_json(&tenant)).into_response())
+    Ok(axum::Json(current_settings(&app, &auth).await?))
 }
 
-fn parse_origins(value: &Value) -> Result<Vec<Origin>> {
-    let list = value
-        .as_array()
-        .filter(|l| (1..=50).contains(&l.len()))
-        .ok_or_else(|| {
-            Error::invalid(
-                "invalid_origin",
-                "allowed_origins is a list of 1-50 origins",
-            )
-        })?;
-    list.iter()
-        .map(|o| {
-            o.as_str()
-                .ok_or_else(|| Error::invalid("invalid_origin", "origins are strings"))
-                .and_then(Origin::parse)
-        })
-        .collect()
+fn parse_origins(list: &[String]) -> Result<Vec<Origin>> {
+    if !(1..=50).contains(&list.len()) {
+        return Err(Error::invalid(
+            "invalid_origin",
+            "allowed_origins is a list of 1-50 origins",
+        ));
+    }
+    list.iter().map(|o| Origin::parse(o)).collect()
 }
 
-pub async fn get_usage(State(app): State<AppState>, auth: Auth) -> Result<Response> {
+/// Usage counters: today, the last 90 days, and what is stored now.
+#[derive(Serialize, ToSchema)]
+pub struct Usage {
+    today: DailyUsage,
+    /// Tokens in + out per UTC day; 0 means no budget.
+    daily_token_budget: u64,
+    days: Vec<DailyUsage>,
+    stored: Totals,
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/usage",
+    tag = "account",
+    operation_id = "get_usage",
+    security(("bearer" = ["history:read"]), ("session" = [])),
+    responses((status = 200, body = Usage)),
+)]
+pub async fn get_usage(State(app): State<AppState>, auth: Auth) -> Result<axum::Json<Usage>> {
     auth.require(Scope::HistoryRead)?;
     let tenant = app.store.tenant(&auth.tenant).await?;
     let today = crate::gateway::utc_day(db::now_ms());
@@ -148,15 +205,22 @@ pub async fn get_usage(State(app): State<AppState>, auth: Auth) -> Result<Respon
             day: today,
             ..Default::default()
         });
-    let body = json!({
-        "today": today_usage,
-        "daily_token_budget": tenant.settings.daily_token_budget,
-        "days": days,
-        "stored": { "conversations": totals.conversations, "messages": totals.messages },
-    });
-    Ok(axum::Json(body).into_response())
+    Ok(axum::Json(Usage {
+        today: today_usage,
+        daily_token_budget: tenant.settings.daily_token_budget,
+        days,
+        stored: totals,
+    }))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/usage",
+    tag = "account",
+    operation_id = "reset_usage",
+    security(("bearer" = ["history:delete"]), ("session" = [], "csrf" = [])),
+    responses((status = 204, description = "counters reset")),
+)]
 pub async fn reset_usage(State(app): State<AppState>, auth: Auth) -> Result<StatusCode> {
     auth.require(Scope::HistoryDelete)?;
     app.store
@@ -169,12 +233,58 @@ pub async fn reset_usage(State(app): State<AppState>, auth: Auth) -> Result<Stat
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AuditParams {
-    format: Option<String>,
+    /// `json` by default.
+    #[param(inline)]
+    format: Option<AuditFormat>,
+    /// How many days back, clamped to 1-3650; 90 by default.
     days: Option<u32>,
 }
 
+#[derive(Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AuditFormat {
+    Json,
+    Csv,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AuditLog {
+    entries: Vec<AuditEntry>,
+}
+
+/// One audit entry; never carries conversation content.
+#[derive(Serialize, ToSchema)]
+pub struct AuditEntry {
+    seq: i64,
+    #[schema(format = DateTime)]
+    at: String,
+    /// `api_key:<id>`, `user:<email>` or `anonymous`.
+    actor: String,
+    action: String,
+    target: Option<String>,
+    #[schema(value_type = Object)]
+    details: Value,
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/audit",
+    tag = "account",
+    operation_id = "get_audit",
+    params(AuditParams),
+    security(("bearer" = ["settings:write"]), ("session" = [])),
+    responses(
+        (
+            status = 200,
+            description = "the audit log, oldest first",
+            content((AuditLog = "application/json"), (String = "text/csv")),
+        ),
+        (status = 400, body = ErrorResponse),
+    ),
+)]
 pub async fn get_audit(
     State(app): State<AppState>,
     auth: Auth,
@@ -189,15 +299,22 @@ pub async fn get_audit(
         .catalog
         .call(move |c| audit::entries(c, &id, since, 100_000))
         .await?;
-    match params.format.as_deref() {
-        None | Some("json") => {
-            let entries: Vec<Value> = entries
-                .iter()
-                .map(|e| json!({"seq": e.seq, "at": format_time(e.at), "actor": e.actor, "action": e.action, "target": e.target, "details": e.details}))
+    match params.format.unwrap_or(AuditFormat::Json) {
+        AuditFormat::Json => {
+            let entries = entries
+                .into_iter()
+                .map(|e| AuditEntry {
+                    seq: e.seq,
+                    at: format_time(e.at),
+                    actor: e.actor,
+                    action: e.action,
+                    target: e.target,
+                    details: e.details,
+                })
                 .collect();
-            Ok(axum::Json(json!({ "entries": entries })).into_response())
+            Ok(axum::Json(AuditLog { entries }).into_response())
         }
-        Some("csv") => {
+        AuditFormat::Csv => {
             let mut csv = String::from("seq,at,actor,action,target,details\n");
             for e in &entries {
                 let target = e.target.as_deref().unwrap_or_default();
@@ -223,106 +340,5 @@ pub async fn get_audit(
             )
                 .into_response())
         }
-        Some(_) => Err(Error::invalid("invalid_format", "format is json or csv")),
     }
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewKeyBody {
-    name: Option<String>,
-    scopes: Vec<String>,
-}
-
-/// Creates a key with at most the caller's own scopes; the secret is in this response only.
-pub async fn create_key(State(app): State<AppState>, auth: Auth, body: Bytes) -> Result<Response> {
-    auth.require(Scope::KeysManage)?;
-    let body: NewKeyBody = parse_json(&body)?;
-    let mut scopes = Vec::new();
-    for raw in &body.scopes {
-        let scope = Scope::parse(raw)
-            .ok_or_else(|| Error::invalid("invalid_scope", format!("unknown scope {raw:?}")))?;
-        auth.require(scope)?;
-        if !scopes.contains(&scope) {
-            scopes.push(scope);
-        }
-    }
-    if scopes.is_empty() {
-        return Err(Error::invalid(
-            "invalid_scope",
-            "a key needs at least one scope",
-        ));
-    }
-    let name = body.name.unwrap_or_else(|| "api key".into());
-    if name.chars().count() > 100 {
-        return Err(Error::invalid(
-            "invalid_name",
-            "names are at most 100 characters",
-        ));
-    }
-    let key = NewApiKey::generate(&auth.tenant);
-    let (id, token) = (key.id.clone(), key.token());
-    let (tenant, stored_name, stored_scopes) = (auth.tenant.clone(), name.clone(), scopes.clone());
-    app.store
-        .catalog
-        .call(move |c| api_keys::insert(c, &tenant, &key, &stored_name, &stored_scopes))
-        .await?;
-    let scope_names: Vec<&str> = scopes.iter().map(|s| s.as_str()).collect();
-    app.store
-        .audit(
-            &auth.tenant,
-            &auth.actor(),
-            "api_key.created",
-            Some(&id),
-            json!({ "scopes": scope_names }),
-        )
-        .await?;
-    Ok((
-        StatusCode::CREATED,
-        axum::Json(json!({ "id": id, "key": token, "name": name, "scopes": scope_names })),
-    )
-        .into_response())
-}
-
-pub async fn list_keys(State(app): State<AppState>, auth: Auth) -> Result<Response> {
-    auth.require(Scope::KeysManage)?;
-    let tenant = auth.tenant.clone();
-    let keys = app
-        .store
-        .catalog
-        .call(move |c| api_keys::list(c, &tenant))
-        .await?;
-    let keys: Vec<Value> = keys
-        .iter()
-        .map(|k| json!({"id": k.id, "name": k.name, "scopes": k.scopes, "created_at": format_time(k.created_at),
-            "last_used_at": k.last_used_at.map(format_time), "revoked_at": k.revoked_at.map(format_time)}))
-        .collect();
-    Ok(axum::Json(json!({ "keys": keys })).into_response())
-}
-
-pub async fn revoke_key(
-    State(app): State<AppState>,
-    auth: Auth,
-    Path(id): Path<String>,
-) -> Result<StatusCode> {
-    auth.require(Scope::KeysManage)?;
-    let (tenant, key_id) = (auth.tenant.clone(), id.clone());
-    if !app
-        .store
-        .catalog
-        .call(move |c| api_keys::revoke(c, &tenant, &key_id))
-        .await?
-    {
-        return Err(Error::not_found("API key"));
-    }
-    app.store
-        .audit(
-            &auth.tenant,
-            &auth.actor(),
-            "api_key.revoked",
-            Some(&id),
-            json!({}),
-        )
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
 }

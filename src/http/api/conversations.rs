@@ -4,34 +4,98 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::app::AppState;
 use crate::catalog::api_keys::Scope;
 use crate::db::format_time;
-use crate::domain::ConversationId;
-use crate::error::{Error, Result};
+use crate::domain::{ConversationId, Role};
+use crate::error::{Error, ErrorResponse, Result};
 use crate::http::auth::Auth;
 use crate::http::extract::{Path, Query};
 use crate::vault::history::{self, FullConversation, ListQuery};
 use crate::vault::repo;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
+    /// Page size, clamped to 1-200; 50 by default.
     limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
     cursor: Option<String>,
+    /// Full-text search: words that must all appear in one message.
     q: Option<String>,
-    /// RFC 3339 or YYYY-MM-DD.
+    /// Only conversations active at or after this time: RFC 3339 or YYYY-MM-DD.
     from: Option<String>,
+    /// Only conversations started at or before this time: RFC 3339 or YYYY-MM-DD (the whole day).
     to: Option<String>,
 }
 
+/// A page of conversations, newest-active first.
+#[derive(Serialize, ToSchema)]
+pub struct ConversationPage {
+    items: Vec<ConversationItem>,
+    /// Pass as `cursor` for the next page; `null` on the last one.
+    next_cursor: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ConversationItem {
+    id: String,
+    #[schema(format = DateTime)]
+    started_at: String,
+    #[schema(format = DateTime)]
+    last_at: String,
+    message_count: i64,
+}
+
+/// One conversation with every message, oldest first.
+#[derive(Serialize, ToSchema)]
+pub struct Conversation {
+    id: String,
+    #[schema(format = DateTime)]
+    started_at: String,
+    messages: Vec<Message>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Message {
+    id: String,
+    role: Role,
+    text: String,
+    #[schema(format = DateTime)]
+    at: String,
+    /// Advisory content-safety flags, when the tenant's floor raised any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    flags: Option<Vec<String>>,
+}
+
+/// What an instant purge destroyed.
+#[derive(Serialize, ToSchema)]
+pub struct Purged {
+    #[schema(format = DateTime)]
+    purged_at: String,
+    conversations: i64,
+    messages: i64,
+}
+
+/// Lists or searches the tenant's conversations, one page at a time.
+#[utoipa::path(
+    get,
+    path = "/v1/conversations",
+    tag = "history",
+    operation_id = "list_conversations",
+    params(ListParams),
+    security(("bearer" = ["history:read"]), ("session" = [])),
+    responses((status = 200, body = ConversationPage), (status = 400, body = ErrorResponse)),
+)]
 pub async fn list(
     State(app): State<AppState>,
     auth: Auth,
     Query(params): Query<ListParams>,
-) -> Result<Response> {
+) -> Result<axum::Json<ConversationPage>> {
     auth.require(Scope::HistoryRead)?;
     let query = ListQuery {
         limit: params.limit.unwrap_or(50).clamp(1, 200),
@@ -55,18 +119,32 @@ pub async fn list(
     let next_cursor = (page.len() == limit)
         .then(|| page.last().map(|c| format!("{}.{}", c.last_at, c.id)))
         .flatten();
-    let items: Vec<Value> = page
+    let items = page
         .iter()
-        .map(|c| json!({"id": c.id, "started_at": format_time(c.started_at), "last_at": format_time(c.last_at), "message_count": c.message_count}))
+        .map(|c| ConversationItem {
+            id: c.id.clone(),
+            started_at: format_time(c.started_at),
+            last_at: format_time(c.last_at),
+            message_count: c.message_count,
+        })
         .collect();
-    Ok(axum::Json(json!({ "items": items, "next_cursor": next_cursor })).into_response())
+    Ok(axum::Json(ConversationPage { items, next_cursor }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/conversations/{id}",
+    tag = "history",
+    operation_id = "get_conversation",
+    params(("id" = String, Path)),
+    security(("bearer" = ["history:read"]), ("session" = [])),
+    responses((status = 200, body = Conversation), (status = 404, body = ErrorResponse)),
+)]
 pub async fn get(
     State(app): State<AppState>,
     auth: Auth,
     Path(id): Path<String>,
-) -> Result<Response> {
+) -> Result<axum::Json<Conversation>> {
     auth.require(Scope::HistoryRead)?;
     let id = ConversationId::parse(&id).ok_or_else(|| Error::not_found("conversation"))?;
     let conversation = app
@@ -75,9 +153,19 @@ pub async fn get(
         .call(&auth.tenant, move |c| history::full_conversation(c, &id))
         .await?;
     let conversation = conversation.ok_or_else(|| Error::not_found("conversation"))?;
-    Ok(axum::Json(conversation_json(&conversation)).into_response())
+    Ok(axum::Json(Conversation::from(&conversation)))
 }
 
+/// Erases one conversation from the tenant file.
+#[utoipa::path(
+    delete,
+    path = "/v1/conversations/{id}",
+    tag = "history",
+    operation_id = "delete_conversation",
+    params(("id" = String, Path)),
+    security(("bearer" = ["history:delete"]), ("session" = [], "csrf" = [])),
+    responses((status = 204, description = "erased"), (status = 404, body = ErrorResponse)),
+)]
 pub async fn delete_one(
     State(app): State<AppState>,
     auth: Auth,
@@ -119,31 +207,66 @@ pub async fn delete_one(
     Ok(StatusCode::NO_CONTENT)
 }
 
-pub async fn purge(State(app): State<AppState>, auth: Auth) -> Result<Response> {
+/// Instant purge of every conversation.
+#[utoipa::path(
+    delete,
+    path = "/v1/conversations",
+    tag = "history",
+    operation_id = "purge_conversations",
+    security(("bearer" = ["history:delete"]), ("session" = [], "csrf" = [])),
+    responses((status = 200, body = Purged)),
+)]
+pub async fn purge(State(app): State<AppState>, auth: Auth) -> Result<axum::Json<Purged>> {
     auth.require(Scope::HistoryDelete)?;
     let report = app.store.purge_tenant(&auth.tenant, &auth.actor()).await?;
-    let body = json!({"purged_at": format_time(report.purged_at), "conversations": report.conversations, "messages": report.messages});
-    Ok(axum::Json(body).into_response())
+    Ok(axum::Json(Purged {
+        purged_at: format_time(report.purged_at),
+        conversations: report.conversations,
+        messages: report.messages,
+    }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ExportParams {
-    format: Option<String>,
+    /// `ndjson` (one conversation per line) by default.
+    #[param(inline)]
+    format: Option<ExportFormat>,
 }
 
-/// Streams every conversation, one at a time, through a bounded channel: memory stays flat
-/// whatever the size of the history.
+#[derive(Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ExportFormat {
+    Ndjson,
+    Csv,
+}
+
+/// Exports every conversation, as NDJSON or CSV, streamed.
+#[utoipa::path(
+    get,
+    path = "/v1/export",
+    tag = "history",
+    operation_id = "export",
+    params(ExportParams),
+    security(("bearer" = ["history:read"]), ("session" = [])),
+    responses(
+        (
+            status = 200,
+            description = "NDJSON: one `Conversation` per line; CSV: one message per row",
+            content((Conversation = "application/x-ndjson"), (String = "text/csv")),
+        ),
+        (status = 400, body = ErrorResponse),
+    ),
+)]
 pub async fn export(
     State(app): State<AppState>,
     auth: Auth,
     Query(params): Query<ExportParams>,
 ) -> Result<Response> {
+    // Every conversation goes, one at a time, through a bounded channel: memory stays flat
+    // whatever the size of the history.
     auth.require(Scope::HistoryRead)?;
-    let csv = match params.format.as_deref() {
-        None | Some("ndjson") => false,
-        Some("csv") => true,
-        Some(_) => return Err(Error::invalid("invalid_format", "format is ndjson or csv")),
-    };
+    let csv = matches!(params.format, Some(ExportFormat::Csv));
     app.store
         .audit(
             &auth.tenant,
@@ -174,7 +297,8 @@ pub async fn export(
             let chunk = if csv {
                 csv_rows(&conversation)
             } else {
-                format!("{}\n", conversation_json(&conversation))
+                let line = serde_json::to_string(&Conversation::from(&conversation));
+                line.expect("a conversation serializes") + "\n"
             };
             tx.blocking_send(Ok(Bytes::from(chunk))).is_ok()
         });
@@ -208,20 +332,25 @@ fn tokio_stream_from(
     futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 
-fn conversation_json(c: &FullConversation) -> Value {
-    let messages: Vec<Value> = c
-        .messages
-        .iter()
-        .map(|m| {
-            let mut message =
-                json!({"id": m.id, "role": m.role, "text": m.text, "at": format_time(m.at)});
-            if let Some(flags) = &m.flags {
-                message["flags"] = json!(flags);
-            }
-            message
-        })
-        .collect();
-    json!({"id": c.id, "started_at": format_time(c.started_at), "messages": messages})
+impl From<&FullConversation> for Conversation {
+    fn from(c: &FullConversation) -> Self {
+        let messages = c
+            .messages
+            .iter()
+            .map(|m| Message {
+                id: m.id.clone(),
+                role: m.role,
+                text: m.text.clone(),
+                at: format_time(m.at),
+                flags: m.flags.clone(),
+            })
+            .collect();
+        Conversation {
+            id: c.id.clone(),
+            started_at: format_time(c.started_at),
+            messages,
+        }
+    }
 }
 
 fn csv_rows(c: &FullConversation) -> String {

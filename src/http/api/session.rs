@@ -1,28 +1,27 @@
-//! Portal sign-in (rate limited, generic failures), sign-out, password change, the owner's
-//! user management and tenant deletion.
+//! Portal sign-in (rate limited, generic failures), sign-out and password change.
 
 use std::net::SocketAddr;
 
-use axum::body::Bytes;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
+use utoipa::ToSchema;
 
 use crate::app::AppState;
 use crate::catalog::users::{self, Role};
 use crate::domain::TenantId;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorResponse, Result};
 use crate::http::auth::{self, Auth, Principal};
 use crate::http::client_ip::client_ip;
-use crate::http::extract::{Json, Path, parse_json};
+use crate::http::extract::Json;
 use crate::store::blocking;
 
 /// Verified against when the account does not exist, so both paths cost one argon2 run.
 const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0c2FsdA$0yVYv7Y3EoTfJLo1vY8b8m9bTzQXq0nX6WmHfR4V8sA";
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginBody {
     tenant: String,
@@ -30,6 +29,35 @@ pub struct LoginBody {
     password: String,
 }
 
+/// The signed-in portal user; `csrf_token` goes in the `X-CSRF-Token` header of every mutation.
+#[derive(Serialize, ToSchema)]
+pub struct Session {
+    tenant: String,
+    email: String,
+    role: Role,
+    csrf_token: String,
+    /// A one-time password is in use: only `/v1/session` routes work until it is changed.
+    must_change_password: bool,
+}
+
+/// Signs in to the portal: sets the `cv_session` cookie. Failures are generic and rate limited.
+#[utoipa::path(
+    post,
+    path = "/v1/session",
+    tag = "session",
+    operation_id = "login",
+    request_body = LoginBody,
+    security(()),
+    responses(
+        (
+            status = 200,
+            body = Session,
+            headers(("set-cookie" = String, description = "the session cookie")),
+        ),
+        (status = 400, body = ErrorResponse),
+        (status = 401, body = ErrorResponse, description = "wrong tenant, e-mail or password"),
+    ),
+)]
 pub async fn login(
     State(app): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -112,7 +140,13 @@ pub async fn login(
             json!({ "ip": ip.to_string() }),
         )
         .await?;
-    let body = json!({"tenant": tenant.as_str(), "email": email, "role": credentials.role, "csrf_token": csrf, "must_change_password": credentials.must_change_password});
+    let body = Session {
+        tenant: tenant.to_string(),
+        email,
+        role: credentials.role,
+        csrf_token: csrf,
+        must_change_password: credentials.must_change_password,
+    };
     Ok(with_cookie(
         axum::Json(body).into_response(),
         &auth::session_set_cookie(
@@ -123,7 +157,23 @@ pub async fn login(
     ))
 }
 
-pub async fn me(State(app): State<AppState>, auth: Auth, headers: HeaderMap) -> Result<Response> {
+/// The caller's own portal session.
+#[utoipa::path(
+    get,
+    path = "/v1/session",
+    tag = "session",
+    operation_id = "get_session",
+    security(("session" = [])),
+    responses(
+        (status = 200, body = Session),
+        (status = 400, body = ErrorResponse, description = "not a portal session"),
+    ),
+)]
+pub async fn me(
+    State(app): State<AppState>,
+    auth: Auth,
+    headers: HeaderMap,
+) -> Result<axum::Json<Session>> {
     let Principal::User { email, role } = &auth.principal else {
         return Err(Error::invalid(
             "not_a_session",
@@ -141,9 +191,24 @@ pub async fn me(State(app): State<AppState>, auth: Auth, headers: HeaderMap) -> 
         .call(move |c| users::session(c, &id, idle, absolute))
         .await?
         .ok_or_else(|| Error::Unauthorized("the session has ended".into()))?;
-    Ok(axum::Json(json!({"tenant": auth.tenant.as_str(), "email": email, "role": role, "csrf_token": session.csrf_token, "must_change_password": session.must_change_password})).into_response())
+    Ok(axum::Json(Session {
+        tenant: auth.tenant.to_string(),
+        email: email.clone(),
+        role: *role,
+        csrf_token: session.csrf_token,
+        must_change_password: session.must_change_password,
+    }))
 }
 
+/// Signs out: ends the session and clears its cookie.
+#[utoipa::path(
+    delete,
+    path = "/v1/session",
+    tag = "session",
+    operation_id = "logout",
+    security(("session" = [], "csrf" = []), ("bearer" = [])),
+    responses((status = 204, description = "signed out")),
+)]
 pub async fn logout(
     State(app): State<AppState>,
     auth: Auth,
@@ -164,14 +229,31 @@ pub async fn logout(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PasswordBody {
     current: String,
+    /// 12-512 characters, different from the current one.
     new: String,
 }
 
 /// Changes the caller's password, ends all their sessions and starts a fresh one.
+#[utoipa::path(
+    post,
+    path = "/v1/session/password",
+    tag = "session",
+    operation_id = "change_password",
+    request_body = PasswordBody,
+    security(("session" = [], "csrf" = [])),
+    responses(
+        (
+            status = 200,
+            body = Session,
+            headers(("set-cookie" = String, description = "the new session cookie")),
+        ),
+        (status = 400, body = ErrorResponse),
+    ),
+)]
 pub async fn change_password(
     State(app): State<AppState>,
     auth: Auth,
@@ -223,7 +305,13 @@ pub async fn change_password(
             json!({}),
         )
         .await?;
-    let body = json!({"tenant": auth.tenant.as_str(), "email": email, "role": role, "csrf_token": csrf, "must_change_password": false});
+    let body = Session {
+        tenant: auth.tenant.to_string(),
+        email,
+        role,
+        csrf_token: csrf,
+        must_change_password: false,
+    };
     Ok(with_cookie(
         axum::Json(body).into_response(),
         &auth::session_set_cookie(
@@ -239,115 +327,4 @@ fn with_cookie(mut response: Response, cookie: &str) -> Response {
         response.headers_mut().append(header::SET_COOKIE, value);
     }
     response
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewUserBody {
-    email: String,
-    role: String,
-}
-
-pub async fn add_user(State(app): State<AppState>, auth: Auth, body: Bytes) -> Result<Response> {
-    auth.require_owner()?;
-    let body: NewUserBody = parse_json(&body)?;
-    let (email, role) = (
-        users::normalize_email(&body.email)?,
-        Role::parse(&body.role)?,
-    );
-    let password = app
-        .store
-        .add_user(&auth.tenant, &email, role, &auth.actor())
-        .await?;
-    Ok((
-        StatusCode::CREATED,
-        axum::Json(json!({"email": email, "role": role, "password": password})),
-    )
-        .into_response())
-}
-
-pub async fn list_users(State(app): State<AppState>, auth: Auth) -> Result<Response> {
-    auth.require_owner()?;
-    let tenant = auth.tenant.clone();
-    let list = app
-        .store
-        .catalog
-        .call(move |c| users::list(c, &tenant))
-        .await?;
-    let list: Vec<_> = list.iter().map(|u| json!({"email": u.email, "role": u.role, "must_change_password": u.must_change_password, "created_at": crate::db::format_time(u.created_at)})).collect();
-    Ok(axum::Json(json!({ "users": list })).into_response())
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RoleBody {
-    role: String,
-}
-
-pub async fn set_role(
-    State(app): State<AppState>,
-    auth: Auth,
-    Path(email): Path<String>,
-    body: Bytes,
-) -> Result<StatusCode> {
-    auth.require_owner()?;
-    let body: RoleBody = parse_json(&body)?;
-    let (email, role) = (
-        users::normalize_email(&email).map_err(|_| Error::not_found("user"))?,
-        Role::parse(&body.role)?,
-    );
-    let (t, e) = (auth.tenant.clone(), email.clone());
-    if !app
-        .store
-        .catalog
-        .call(move |c| users::set_role(c, &t, &e, role))
-        .await?
-    {
-        return Err(Error::not_found("user"));
-    }
-    app.store
-        .audit(
-            &auth.tenant,
-            &auth.actor(),
-            "user.role_changed",
-            Some(&email),
-            json!({ "role": role }),
-        )
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-pub async fn remove_user(
-    State(app): State<AppState>,
-    auth: Auth,
-    Path(email): Path<String>,
-) -> Result<StatusCode> {
-    auth.require_owner()?;
-    let email = users::normalize_email(&email).map_err(|_| Error::not_found("user"))?;
-    let (t, e) = (auth.tenant.clone(), email.clone());
-    if !app
-        .store
-        .catalog
-        .call(move |c| users::remove(c, &t, &e))
-        .await?
-    {
-        return Err(Error::not_found("user"));
-    }
-    app.store
-        .audit(
-            &auth.tenant,
-            &auth.actor(),
-            "user.removed",
-            Some(&email),
-            json!({}),
-        )
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-/// Crypto-shreds the caller's own tenant (owner only).
-pub async fn delete_tenant(State(app): State<AppState>, auth: Auth) -> Result<StatusCode> {
-    auth.require_owner()?;
-    app.store.delete_tenant(&auth.tenant).await?;
-    Ok(StatusCode::NO_CONTENT)
 }

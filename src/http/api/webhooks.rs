@@ -3,29 +3,74 @@
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
+use utoipa::ToSchema;
 
 use crate::app::AppState;
 use crate::catalog::api_keys::Scope;
 use crate::catalog::webhooks::{self, Endpoint};
 use crate::crypto;
 use crate::db::format_time;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorResponse, Result};
 use crate::http::auth::Auth;
 use crate::http::extract::parse_json;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct EndpointBody {
+pub struct EndpointBody {
+    /// `https://`, or `http://` to this machine; at most 2000 characters.
     url: String,
+    /// Also send message text in events; `false` by default.
     #[serde(default)]
     include_content: bool,
 }
 
+/// Where the tenant's events are delivered.
+#[derive(Serialize, ToSchema)]
+pub struct Webhook {
+    url: String,
+    include_content: bool,
+    /// The signing secret; only in the answer to `PUT`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    secret: Option<String>,
+}
+
+/// One delivery of an event.
+#[derive(Serialize, ToSchema)]
+pub struct DeliveryItem {
+    id: String,
+    event: String,
+    status: String,
+    attempts: i64,
+    /// The receiver's last HTTP status, if it answered.
+    last_status: Option<i64>,
+    #[schema(format = DateTime)]
+    created_at: String,
+    #[schema(format = DateTime)]
+    finished_at: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DeliveryLog {
+    deliveries: Vec<DeliveryItem>,
+}
+
 /// Sets (or replaces) the endpoint and returns a new signing secret, shown only here.
-pub async fn set(State(app): State<AppState>, auth: Auth, body: Bytes) -> Result<Response> {
+#[utoipa::path(
+    put,
+    path = "/v1/webhook",
+    tag = "webhook",
+    operation_id = "set_webhook",
+    request_body = EndpointBody,
+    security(("bearer" = ["settings:write"]), ("session" = [], "csrf" = [])),
+    responses((status = 200, body = Webhook), (status = 400, body = ErrorResponse)),
+)]
+pub async fn set(
+    State(app): State<AppState>,
+    auth: Auth,
+    body: Bytes,
+) -> Result<axum::Json<Webhook>> {
     auth.require(Scope::SettingsWrite)?;
     let body: EndpointBody = parse_json(&body)?;
     let url = validate_url(&body.url)?;
@@ -48,10 +93,22 @@ pub async fn set(State(app): State<AppState>, auth: Auth, body: Bytes) -> Result
             json!({"url": url, "include_content": body.include_content}),
         )
         .await?;
-    Ok(axum::Json(json!({"url": endpoint.url, "include_content": endpoint.include_content, "secret": endpoint.secret})).into_response())
+    Ok(axum::Json(Webhook {
+        url: endpoint.url,
+        include_content: endpoint.include_content,
+        secret: Some(endpoint.secret),
+    }))
 }
 
-pub async fn get(State(app): State<AppState>, auth: Auth) -> Result<Response> {
+#[utoipa::path(
+    get,
+    path = "/v1/webhook",
+    tag = "webhook",
+    operation_id = "get_webhook",
+    security(("bearer" = ["settings:write"]), ("session" = [])),
+    responses((status = 200, body = Webhook), (status = 404, body = ErrorResponse)),
+)]
+pub async fn get(State(app): State<AppState>, auth: Auth) -> Result<axum::Json<Webhook>> {
     auth.require(Scope::SettingsWrite)?;
     let tenant = auth.tenant.clone();
     let endpoint = app
@@ -60,12 +117,21 @@ pub async fn get(State(app): State<AppState>, auth: Auth) -> Result<Response> {
         .call(move |c| webhooks::get(c, &tenant))
         .await?
         .ok_or_else(|| Error::not_found("webhook"))?;
-    Ok(
-        axum::Json(json!({"url": endpoint.url, "include_content": endpoint.include_content}))
-            .into_response(),
-    )
+    Ok(axum::Json(Webhook {
+        url: endpoint.url,
+        include_content: endpoint.include_content,
+        secret: None,
+    }))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/webhook",
+    tag = "webhook",
+    operation_id = "remove_webhook",
+    security(("bearer" = ["settings:write"]), ("session" = [], "csrf" = [])),
+    responses((status = 204, description = "removed"), (status = 404, body = ErrorResponse)),
+)]
 pub async fn remove(State(app): State<AppState>, auth: Auth) -> Result<StatusCode> {
     auth.require(Scope::SettingsWrite)?;
     let tenant = auth.tenant.clone();
@@ -89,7 +155,19 @@ pub async fn remove(State(app): State<AppState>, auth: Auth) -> Result<StatusCod
     Ok(StatusCode::NO_CONTENT)
 }
 
-pub async fn deliveries(State(app): State<AppState>, auth: Auth) -> Result<Response> {
+/// The latest 200 deliveries, newest first.
+#[utoipa::path(
+    get,
+    path = "/v1/webhook/deliveries",
+    tag = "webhook",
+    operation_id = "webhook_deliveries",
+    security(("bearer" = ["settings:write"]), ("session" = [])),
+    responses((status = 200, body = DeliveryLog)),
+)]
+pub async fn deliveries(
+    State(app): State<AppState>,
+    auth: Auth,
+) -> Result<axum::Json<DeliveryLog>> {
     auth.require(Scope::SettingsWrite)?;
     let tenant = auth.tenant.clone();
     let log = app
@@ -97,12 +175,19 @@ pub async fn deliveries(State(app): State<AppState>, auth: Auth) -> Result<Respo
         .catalog
         .call(move |c| webhooks::deliveries(c, &tenant, 200))
         .await?;
-    let log: Vec<_> = log
-        .iter()
-        .map(|d| json!({"id": d.id, "event": d.event, "status": d.status, "attempts": d.attempts, "last_status": d.last_status,
-            "created_at": format_time(d.created_at), "finished_at": d.finished_at.map(format_time)}))
+    let deliveries = log
+        .into_iter()
+        .map(|d| DeliveryItem {
+            id: d.id,
+            event: d.event,
+            status: d.status,
+            attempts: d.attempts,
+            last_status: d.last_status,
+            created_at: format_time(d.created_at),
+            finished_at: d.finished_at.map(format_time),
+        })
         .collect();
-    Ok(axum::Json(json!({ "deliveries": log })).into_response())
+    Ok(axum::Json(DeliveryLog { deliveries }))
 }
 
 /// `https://` anywhere; plain `http://` only to this machine (for local receivers and tests).
