@@ -36,18 +36,16 @@ pub struct Gauges {
 }
 
 impl Metrics {
-    /// One visitor message handled: its outcome, its error code if any, how long it took.
-    pub fn message(&self, outcome: &'static str, code: Option<&'static str>, took: Duration) {
+    /// One visitor message handled: its outcome and how long it took. (Its error code, if any,
+    /// is counted when the `error` frame is sent: see [`widget_error`](Self::widget_error).)
+    pub fn message(&self, outcome: &'static str, took: Duration) {
         self.messages.add(outcome, 1);
-        if let Some(code) = code {
-            self.widget_error(code);
-        }
         if outcome == "replied" {
             self.reply_seconds.observe(took);
         }
     }
 
-    /// An `error` frame sent to a widget.
+    /// An `error` frame sent to a widget, whatever its cause (every one passes here).
     pub fn widget_error(&self, code: &'static str) {
         self.widget_errors.add(code, 1);
         if code == "rate_limited" {
@@ -248,9 +246,10 @@ mod tests {
     #[test]
     fn histogram_buckets_are_cumulative_and_counters_render_their_labels() {
         let metrics = Metrics::default();
-        metrics.message("replied", None, Duration::from_millis(300));
-        metrics.message("replied", None, Duration::from_secs(3));
-        metrics.message("refused", Some("rate_limited"), Duration::ZERO);
+        metrics.message("replied", Duration::from_millis(300));
+        metrics.message("replied", Duration::from_secs(3));
+        metrics.message("refused", Duration::ZERO);
+        metrics.widget_error("rate_limited");
         metrics.http_response(429);
         let text = metrics.render(&Gauges {
             sockets_open: 2,

@@ -12,7 +12,7 @@ use futures_util::stream::BoxStream;
 
 use super::frames::{ClientFrame, FrameMessage, Limits, ServerFrame, parse_client_frame};
 use super::reply::{self, Committed, Step};
-use crate::app::AppState;
+use crate::app::{App, AppState};
 use crate::catalog::settings::TenantSettings;
 use crate::catalog::tenants::Tenant;
 use crate::cluster::gates::Pass;
@@ -87,6 +87,7 @@ impl Session {
             messages_per_minute: self.settings.messages_per_minute,
         };
         send(
+            &self.app,
             ws,
             ServerFrame::Hello {
                 protocol: 1,
@@ -116,12 +117,12 @@ impl Session {
                         None | Some(Ok(Message::Close(_))) => return Ok(()),
                         Some(Err(e)) => return self.on_read_error(ws, e).await,
                         Some(Ok(Message::Text(text))) if text.len() > super::MAX_FRAME_BYTES => {
-                            send(ws, ServerFrame::error("too_large", "frames are limited to 64 KiB")).await?;
+                            send(&self.app, ws, ServerFrame::error("too_large", "frames are limited to 64 KiB")).await?;
                             return close(ws, close_code::SIZE, "frame too large").await;
                         }
                         Some(Ok(Message::Text(text))) => self.on_text(ws, text.as_str()).await?,
                         Some(Ok(Message::Binary(_))) => {
-                            send(ws, ServerFrame::error("unsupported_frame", "frames must be JSON text")).await?;
+                            send(&self.app, ws, ServerFrame::error("unsupported_frame", "frames must be JSON text")).await?;
                             return close(ws, close_code::UNSUPPORTED, "binary frames are not accepted").await;
                         }
                         Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
@@ -143,6 +144,7 @@ impl Session {
             .is_some_and(|e| matches!(e, tungstenite::Error::Capacity(_)));
         if too_large {
             send(
+                &self.app,
                 ws,
                 ServerFrame::error("too_large", "frames are limited to 64 KiB"),
             )
@@ -156,8 +158,8 @@ impl Session {
         let frame = match parse_client_frame(text) {
             Ok(frame) => frame,
             Err(e) => {
-                self.app.metrics.widget_error(e.code());
                 return send(
+                    &self.app,
                     ws,
                     ServerFrame::error(e.code(), "that frame is not part of the widget protocol"),
                 )
@@ -178,6 +180,7 @@ impl Session {
     async fn on_submit(&mut self, ws: &mut WebSocket, id: String, text: String) -> Result<(), End> {
         let Some(submit) = SubmitId::parse(&id) else {
             return send(
+                &self.app,
                 ws,
                 ServerFrame::error("invalid_frame", "submit ids are 1-64 of A-Z a-z 0-9 _ -"),
             )
@@ -186,6 +189,7 @@ impl Session {
         let text = text.trim();
         if text.is_empty() {
             return send(
+                &self.app,
                 ws,
                 ServerFrame::error_for(submit.as_str(), "empty_message", "the message is empty"),
             )
@@ -197,6 +201,7 @@ impl Session {
                 self.settings.max_message_chars
             );
             return send(
+                &self.app,
                 ws,
                 ServerFrame::error_for(submit.as_str(), "too_large", message),
             )
@@ -209,6 +214,7 @@ impl Session {
         if self.active.is_some() || !self.queue.is_empty() {
             if self.queue.len() >= self.app.config.reply_queue {
                 return send(
+                    &self.app,
                     ws,
                     ServerFrame::error_for(
                         pending.id.as_str(),
@@ -260,7 +266,7 @@ impl Session {
                 id: Some(id.to_string()),
                 retry_after_ms: Some(retry_after_ms),
             };
-            return send(ws, frame).await;
+            return send(&self.app, ws, frame).await;
         }
         let started = Instant::now();
         let flags = match self
@@ -282,6 +288,7 @@ impl Session {
                 let message =
                     format!("this message was blocked by the site's content policy ({category})");
                 return send(
+                    &self.app,
                     ws,
                     ServerFrame::error_for(id.as_str(), "content_blocked", message),
                 )
@@ -297,6 +304,7 @@ impl Session {
                     Some("upstream_unavailable"),
                 );
                 return send(
+                    &self.app,
                     ws,
                     ServerFrame::error_for(
                         id.as_str(),
@@ -371,6 +379,7 @@ impl Session {
                 let message =
                     "this conversation has reached its length limit; please start a new one";
                 return send(
+                    &self.app,
                     ws,
                     ServerFrame::error_for(id.as_str(), "quota_exceeded", message),
                 )
@@ -391,7 +400,7 @@ impl Session {
                     id: Some(id.to_string()),
                     retry_after_ms: Some(retry_after_ms),
                 };
-                return send(ws, frame).await;
+                return send(&self.app, ws, frame).await;
             }
             Err(e) => {
                 tracing::warn!(tenant = %self.tenant, error = %e, "could not store a visitor message");
@@ -404,6 +413,7 @@ impl Session {
                     Some("storage_unavailable"),
                 );
                 return send(
+                    &self.app,
                     ws,
                     ServerFrame::error_for(
                         id.as_str(),
@@ -431,6 +441,7 @@ impl Session {
             self.app.webhooks.emit(&self.tenant, event);
         }
         send(
+            &self.app,
             ws,
             ServerFrame::Accepted {
                 id: id.to_string(),
@@ -441,6 +452,7 @@ impl Session {
         .await?;
         if let Some(reply) = existing_reply {
             send(
+                &self.app,
                 ws,
                 ServerFrame::Delta {
                     id: id.to_string(),
@@ -449,6 +461,7 @@ impl Session {
             )
             .await?;
             return send(
+                &self.app,
                 ws,
                 ServerFrame::Done {
                     id: id.to_string(),
@@ -506,6 +519,7 @@ impl Session {
                 }
                 active.text.push_str(&text);
                 send(
+                    &self.app,
                     ws,
                     ServerFrame::Delta {
                         id: active.id.to_string(),
@@ -545,6 +559,7 @@ impl Session {
                     "the assistant is unavailable right now"
                 };
                 send(
+                    &self.app,
                     ws,
                     ServerFrame::error_for(active.id.as_str(), e.code(), message),
                 )
@@ -576,6 +591,7 @@ impl Session {
                         Some("content_blocked"),
                     );
                     return send(
+                        &self.app,
                         ws,
                         ServerFrame::error_for(
                             active.id.as_str(),
@@ -595,6 +611,7 @@ impl Session {
                         Some("upstream_unavailable"),
                     );
                     return send(
+                        &self.app,
                         ws,
                         ServerFrame::error_for(
                             active.id.as_str(),
@@ -650,6 +667,7 @@ impl Session {
                 };
                 self.app.webhooks.emit(&self.tenant, event);
                 send(
+                    &self.app,
                     ws,
                     ServerFrame::Done {
                         id: active.id.to_string(),
@@ -670,6 +688,7 @@ impl Session {
                     Some("storage_unavailable"),
                 );
                 send(
+                    &self.app,
                     ws,
                     ServerFrame::error_for(
                         active.id.as_str(),
@@ -702,6 +721,7 @@ impl Session {
     ) -> Result<(), End> {
         if self.active.is_some() || !self.queue.is_empty() {
             return send(
+                &self.app,
                 ws,
                 ServerFrame::error("busy", "wait for the current reply before resuming"),
             )
@@ -709,7 +729,7 @@ impl Session {
         }
         let invalid = || ServerFrame::error("invalid_token", "that conversation cannot be resumed");
         let Some(id) = ConversationId::parse(conversation) else {
-            return send(ws, invalid()).await;
+            return send(&self.app, ws, invalid()).await;
         };
         let token = token.to_owned();
         let lookup = id.clone();
@@ -730,6 +750,7 @@ impl Session {
             Ok(Some(messages)) => {
                 self.conversation = Some(id.clone());
                 send(
+                    &self.app,
                     ws,
                     ServerFrame::Resumed {
                         conversation: id.to_string(),
@@ -738,9 +759,10 @@ impl Session {
                 )
                 .await
             }
-            Ok(None) => send(ws, invalid()).await,
+            Ok(None) => send(&self.app, ws, invalid()).await,
             Err(_) => {
                 send(
+                    &self.app,
                     ws,
                     ServerFrame::error(
                         "storage_unavailable",
@@ -755,6 +777,7 @@ impl Session {
     async fn on_transcript(&mut self, ws: &mut WebSocket) -> Result<(), End> {
         let Some(id) = self.conversation.clone() else {
             return send(
+                &self.app,
                 ws,
                 ServerFrame::error("no_conversation", "there is no conversation yet"),
             )
@@ -770,6 +793,7 @@ impl Session {
         {
             Ok(messages) => {
                 send(
+                    &self.app,
                     ws,
                     ServerFrame::Transcript {
                         conversation: id.to_string(),
@@ -780,6 +804,7 @@ impl Session {
             }
             Err(_) => {
                 send(
+                    &self.app,
                     ws,
                     ServerFrame::error("storage_unavailable", "the transcript could not be loaded"),
                 )
@@ -791,6 +816,7 @@ impl Session {
     async fn on_erase(&mut self, ws: &mut WebSocket) -> Result<(), End> {
         let Some(id) = self.conversation.clone() else {
             return send(
+                &self.app,
                 ws,
                 ServerFrame::error("no_conversation", "there is no conversation to erase"),
             )
@@ -808,6 +834,7 @@ impl Session {
             .await;
         if erased.is_err() {
             return send(
+                &self.app,
                 ws,
                 ServerFrame::error(
                     "storage_unavailable",
@@ -834,6 +861,7 @@ impl Session {
             },
         );
         send(
+            &self.app,
             ws,
             ServerFrame::Erased {
                 conversation: id.to_string(),
@@ -879,7 +907,11 @@ fn frame_messages(messages: Vec<StoredMessage>) -> Vec<FrameMessage> {
         .collect()
 }
 
-async fn send(ws: &mut WebSocket, frame: ServerFrame) -> Result<(), End> {
+/// Sends one frame; every `error` frame is counted by its code for `/metrics`.
+async fn send(app: &App, ws: &mut WebSocket, frame: ServerFrame) -> Result<(), End> {
+    if let ServerFrame::Error { code, .. } = &frame {
+        app.metrics.widget_error(code);
+    }
     ws.send(Message::Text(frame.to_json().into()))
         .await
         .map_err(|_| "write failed")
@@ -917,6 +949,6 @@ fn log_message(
     outcome: &'static str,
     code: Option<&'static str>,
 ) {
-    metrics.message(outcome, code, took);
+    metrics.message(outcome, took);
     tracing::info!(tenant = %tenant, client_ip = %ip, duration_ms = took.as_millis() as u64, outcome, code = code.unwrap_or(""), "widget message");
 }

@@ -185,3 +185,33 @@ async fn every_response_has_a_request_id_and_the_log_line_carries_it() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn every_widget_error_code_is_counted_once() {
+    let app = spawn_app().await;
+    let mut widget = app.widget().await;
+    let conversation = format!("c_{}", "0".repeat(32));
+    widget
+        .send(serde_json::json!({"type": "resume", "conversation": conversation, "token": "nope"}))
+        .await;
+    assert_eq!(widget.next().await["code"], "invalid_token");
+    widget.send(serde_json::json!({"type": "transcript"})).await;
+    assert_eq!(widget.next().await["code"], "no_conversation");
+    widget.submit("m1", "   ").await;
+    assert_eq!(widget.next().await["code"], "empty_message");
+    widget.send(serde_json::json!({"type": "submit"})).await;
+    assert_eq!(widget.next().await["code"], "invalid_frame");
+
+    let after = scrape(&app).await;
+    for code in [
+        "invalid_token",
+        "no_conversation",
+        "empty_message",
+        "invalid_frame",
+    ] {
+        let series = format!("chatvault_widget_errors_total{{code=\"{code}\"}}");
+        assert_eq!(sample(&after, &series), 1.0, "{code}: {after}");
+    }
+    drop(widget);
+    app.stop().await;
+}
