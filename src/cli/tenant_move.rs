@@ -65,7 +65,8 @@ pub async fn run(out: &Output, args: MoveArgs) -> Result<()> {
     let secret = ClusterSecret::require(args.cluster_secret_file.as_deref())?;
     let http = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(5))
-        .timeout(Duration::from_secs(600))
+        // No total timeout: a large tenant streams for as long as it takes, but a stalled one fails.
+        .read_timeout(Duration::from_secs(120))
         .build()
         .map_err(|e| Error::Unavailable(format!("cannot start an HTTP client: {e}")))?;
     let from = Node {
@@ -95,19 +96,16 @@ pub async fn run(out: &Output, args: MoveArgs) -> Result<()> {
         return Err(e);
     }
     let moved = async {
-        let bundle = from
-            .post(&tenant, "export")
-            .await?
-            .bytes()
-            .await
-            .map_err(transport(from.base))?;
+        let export = from.post(&tenant, "export").await?;
+        let size = export.content_length().unwrap_or_default();
         progress(format!(
-            "exported {} bytes; importing on {}",
-            bundle.len(),
-            args.to
+            "streaming {size} bytes from {} to {}",
+            args.from, args.to
         ));
+        // The bundle flows straight from one node to the other; this process holds none of it.
+        let bundle = reqwest::Body::wrap_stream(export.bytes_stream());
         let imported: Imported = to
-            .post_body(&tenant, "import", bundle.to_vec())
+            .post_body(&tenant, "import", bundle)
             .await?
             .json()
             .await
@@ -178,7 +176,7 @@ impl Node<'_> {
         &self,
         tenant: &TenantId,
         step: &str,
-        body: Vec<u8>,
+        body: reqwest::Body,
     ) -> Result<reqwest::Response> {
         let request = self
             .http

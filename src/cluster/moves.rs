@@ -4,19 +4,23 @@
 //!    are writing and close with 1012, so widgets reconnect (and resend what was not answered)
 //!    wherever the load balancer sends them next.
 //! 2. **export** (source, frozen only): a consistent snapshot of the tenant's file, its DEK and
-//!    catalog rows, sealed as a [`Bundle`].
+//!    catalog rows, sealed as a bundle (see [`super::bundle`]) and streamed.
 //! 3. **import** (destination): the file installed under the DEK (wrapped by this node's master
 //!    key), opened to prove the key, then the catalog rows in one transaction; audited.
 //! 4. **release** (source, frozen only): the tenant is crypto-shredded here.
 //!
 //! **thaw** calls a move off: the source takes the tenant's traffic again.
 
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use axum::body::Bytes;
+use futures_util::{Stream, StreamExt};
 use serde::Serialize;
 
 use super::ClusterSecret;
-use super::bundle::Bundle;
+use super::bundle::{FileDigest, Header};
 use super::gates::Gates;
 use crate::catalog::{audit, tenants, transfer};
 use crate::domain::TenantId;
@@ -44,13 +48,21 @@ pub async fn freeze(store: &Store, gates: &Gates, tenant: &TenantId) -> Result<(
     Ok(())
 }
 
+/// A frozen tenant's bundle, ready to stream: the sealed header, then the snapshot file (which
+/// the sender removes once it has been sent).
+pub struct Outgoing {
+    pub header: Vec<u8>,
+    pub snapshot: PathBuf,
+    pub file_len: u64,
+}
+
 /// Step 2: the sealed bundle of a frozen tenant.
 pub async fn export(
     store: &Store,
     gates: &Gates,
     secret: &ClusterSecret,
     tenant: &TenantId,
-) -> Result<Vec<u8>> {
+) -> Result<Outgoing> {
     require_frozen(gates, tenant)?;
     let id = tenant.clone();
     let rows = store
@@ -60,43 +72,48 @@ pub async fn export(
     let (vault, id) = (store.vault.clone(), tenant.clone());
     let dek = blocking(move || vault.tenant_key_blocking(&id)).await?;
 
-    let trash = store.dir.trash_dir();
-    if !trash.exists() {
-        crate::datadir::create_private_dir(&trash)?;
-    }
-    let snapshot = trash.join(format!(
-        "{tenant}.outgoing-{}",
-        hex::encode(crate::crypto::random_bytes::<8>())
-    ));
+    let snapshot = staging_path(store, tenant, "outgoing")?;
     let (out, key) = (snapshot.clone(), dek.clone());
     // On the tenant's own worker: no write can interleave with the copy.
-    let copied = store
-        .vault
-        .exclusive(tenant, move |conn| {
-            crate::backup::copy_database(conn, &out, &key)
-        })
-        .await
-        .and_then(|()| Ok(std::fs::read(&snapshot)?));
-    crate::datadir::remove_files(vec![snapshot]);
-    let bundle = Bundle {
-        tenant: tenant.clone(),
-        dek,
-        rows,
-        file: copied?,
+    let copied = async {
+        store
+            .vault
+            .exclusive(tenant, move |conn| {
+                crate::backup::copy_database(conn, &out, &key)
+            })
+            .await?;
+        let path = snapshot.clone();
+        blocking(move || digest_file(&path)).await
+    }
+    .await;
+    let digest = match copied {
+        Ok(digest) => digest,
+        Err(e) => {
+            crate::datadir::remove_files(vec![snapshot]);
+            return Err(e);
+        }
     };
-    let bytes = bundle.encode(secret)?;
-    tracing::info!(tenant = %tenant, bytes = bytes.len(), "tenant exported for a move");
-    Ok(bytes)
+    let header = super::bundle::seal_header(secret, tenant, &dek, &rows, &digest)?;
+    tracing::info!(tenant = %tenant, bytes = digest.len(), "tenant exported for a move");
+    Ok(Outgoing {
+        header,
+        snapshot,
+        file_len: digest.len(),
+    })
 }
 
-/// Step 3: installs a bundle as a new tenant of this node.
-pub async fn import(
+/// Step 3: receives a bundle as it arrives (the header buffered, the file streamed to a staging
+/// file and fsynced) and installs it as a new tenant of this node.
+pub async fn import<S, E>(
     store: &Store,
     secret: &ClusterSecret,
     tenant: &TenantId,
-    bytes: &[u8],
-) -> Result<Imported> {
-    let bundle = Bundle::decode(secret, tenant, bytes)?;
+    body: S,
+) -> Result<Imported>
+where
+    S: Stream<Item = std::result::Result<Bytes, E>>,
+    E: std::fmt::Display,
+{
     let probe = tenant.clone();
     if store
         .catalog
@@ -107,12 +124,27 @@ pub async fn import(
             "tenant {tenant} already exists here"
         )));
     }
-    let Bundle {
-        dek, rows, file, ..
-    } = bundle;
-    let size = file.len() as u64;
+    let staged = staging_path(store, tenant, "incoming")?;
+    let received = receive(secret, tenant, body, &staged).await;
+    let header = match received {
+        Ok(header) => header,
+        Err(e) => {
+            crate::datadir::remove_files(vec![staged]);
+            return Err(e);
+        }
+    };
+    let Header {
+        dek,
+        rows,
+        file_len,
+        ..
+    } = header;
     let (vault, id) = (store.vault.clone(), tenant.clone());
-    blocking(move || vault.install_blocking(&id, &dek, &file)).await?;
+    let install = staged.clone();
+    if let Err(e) = blocking(move || vault.install_blocking(&id, &dek, &install)).await {
+        crate::datadir::remove_files(vec![staged]);
+        return Err(e);
+    }
 
     let installed = async {
         // Opening the file proves the key; the counts go into the report and the audit entry.
@@ -120,7 +152,7 @@ pub async fn import(
         let details = serde_json::json!({
             "conversations": totals.conversations,
             "messages": totals.messages,
-            "bytes": size,
+            "bytes": file_len,
         });
         let id = tenant.clone();
         store
@@ -146,7 +178,7 @@ pub async fn import(
                 tenant: tenant.to_string(),
                 conversations: totals.conversations,
                 messages: totals.messages,
-                bytes: size,
+                bytes: file_len,
             })
         }
         Err(e) => {
@@ -154,6 +186,94 @@ pub async fn import(
             let _ = store.vault.delete(tenant).await;
             Err(e)
         }
+    }
+}
+
+/// Reads the header, then writes the rest of `body` to `staged` on a blocking thread while
+/// hashing it; the header's length and SHA-256 must match what arrived.
+async fn receive<S, E>(
+    secret: &ClusterSecret,
+    tenant: &TenantId,
+    body: S,
+    staged: &Path,
+) -> Result<Header>
+where
+    S: Stream<Item = std::result::Result<Bytes, E>>,
+    E: std::fmt::Display,
+{
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(8);
+    let path = staged.to_path_buf();
+    let writer = tokio::task::spawn_blocking(move || -> Result<FileDigest> {
+        let mut file = crate::datadir::create_or_open_private(&path)?;
+        file.set_len(0)?;
+        let mut digest = FileDigest::default();
+        while let Some(chunk) = rx.blocking_recv() {
+            digest.update(&chunk);
+            file.write_all(&chunk)?;
+        }
+        file.sync_all()?;
+        Ok(digest)
+    });
+    let mut head = Vec::new();
+    let mut header = None;
+    let mut body = std::pin::pin!(body);
+    let fed = async {
+        while let Some(chunk) = body.next().await {
+            let chunk =
+                chunk.map_err(|e| Error::Unavailable(format!("the bundle stopped: {e}")))?;
+            let rest = if header.is_some() {
+                chunk
+            } else {
+                head.extend_from_slice(&chunk);
+                let Some((opened, used)) = super::bundle::open_header(secret, tenant, &head)?
+                else {
+                    continue;
+                };
+                header = Some(opened);
+                Bytes::from(head.split_off(used))
+            };
+            if tx.send(rest).await.is_err() {
+                break; // the writer failed; its error is reported below
+            }
+        }
+        Ok::<_, Error>(())
+    }
+    .await;
+    drop(tx);
+    let digest = writer
+        .await
+        .map_err(|e| Error::Unavailable(format!("the bundle writer failed: {e}")))??;
+    fed?;
+    let header = header.ok_or_else(|| {
+        Error::invalid(
+            "invalid_bundle",
+            "not a tenant bundle: it ended before its header",
+        )
+    })?;
+    header.check(&digest)?;
+    Ok(header)
+}
+
+/// A fresh path in the data directory's trash (same filesystem, emptied at every start).
+fn staging_path(store: &Store, tenant: &TenantId, what: &str) -> Result<PathBuf> {
+    let trash = store.dir.trash_dir();
+    if !trash.exists() {
+        crate::datadir::create_private_dir(&trash)?;
+    }
+    let tag = hex::encode(crate::crypto::random_bytes::<8>());
+    Ok(trash.join(format!("{tenant}.{what}-{tag}")))
+}
+
+fn digest_file(path: &Path) -> Result<FileDigest> {
+    let mut file = std::fs::File::open(path)?;
+    let mut digest = FileDigest::default();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            return Ok(digest);
+        }
+        digest.update(&buf[..n]);
     }
 }
 

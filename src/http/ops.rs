@@ -3,7 +3,7 @@
 //! meant for the operator's network, not the load balancer's public side.
 
 use axum::Router;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
@@ -15,16 +15,14 @@ use crate::cluster::{ClusterSecret, moves};
 use crate::domain::TenantId;
 use crate::error::{Error, Result};
 
-/// Largest bundle an import accepts (it is held in memory while it is installed).
-pub const MAX_BUNDLE_BYTES: usize = 4 << 30;
-
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/ops/tenants/{id}/freeze", post(freeze))
         .route("/ops/tenants/{id}/export", post(export))
+        // The bundle streams to disk: no body limit beyond the disk's.
         .route(
             "/ops/tenants/{id}/import",
-            post(import).layer(DefaultBodyLimit::max(MAX_BUNDLE_BYTES)),
+            post(import).layer(DefaultBodyLimit::disable()),
         )
         .route("/ops/tenants/{id}/release", post(release))
         .route("/ops/tenants/{id}/thaw", post(thaw))
@@ -78,24 +76,65 @@ async fn freeze(
     Ok(axum::Json(serde_json::json!({ "tenant": id.as_str(), "frozen": true })).into_response())
 }
 
+/// Streams the sealed header, then the snapshot file from a blocking reader through a bounded
+/// channel; the snapshot is removed once sent (or once the receiver goes away).
 async fn export(
     _: Operator,
     State(app): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response> {
     let id = tenant(&id)?;
-    let bundle = moves::export(&app.store, &app.gates, secret(&app)?, &id).await?;
-    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bundle).into_response())
+    let outgoing = moves::export(&app.store, &app.gates, secret(&app)?, &id).await?;
+    let length = outgoing.header.len() as u64 + outgoing.file_len;
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(8);
+    let (header, snapshot) = (Bytes::from(outgoing.header), outgoing.snapshot);
+    tokio::task::spawn_blocking(move || {
+        if tx.blocking_send(Ok(header)).is_ok()
+            && let Err(e) = send_file(&snapshot, &tx)
+        {
+            let _ = tx.blocking_send(Err(e));
+        }
+        crate::datadir::remove_files(vec![snapshot]);
+    });
+    let body = Body::from_stream(futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)));
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
+            (header::CONTENT_LENGTH, length.to_string()),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+fn send_file(
+    path: &std::path::Path,
+    tx: &tokio::sync::mpsc::Sender<std::io::Result<Bytes>>,
+) -> std::io::Result<()> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    loop {
+        let mut chunk = vec![0u8; 256 * 1024];
+        let n = file.read(&mut chunk)?;
+        if n == 0 {
+            return Ok(());
+        }
+        chunk.truncate(n);
+        if tx.blocking_send(Ok(Bytes::from(chunk))).is_err() {
+            return Ok(()); // the receiver went away
+        }
+    }
 }
 
 async fn import(
     _: Operator,
     State(app): State<AppState>,
     Path(id): Path<String>,
-    body: Bytes,
+    body: Body,
 ) -> Result<Response> {
     let id = tenant(&id)?;
-    let imported = moves::import(&app.store, secret(&app)?, &id, &body).await?;
+    let stream = body.into_data_stream();
+    let imported = moves::import(&app.store, secret(&app)?, &id, stream).await?;
     Ok((StatusCode::CREATED, axum::Json(imported)).into_response())
 }
 
