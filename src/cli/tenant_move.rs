@@ -122,6 +122,8 @@ pub async fn run(out: &Output, args: MoveArgs) -> Result<()> {
         Ok(imported)
     }
     .await;
+    // From here the new node serves the tenant: the pause visitors saw ends now.
+    let paused_ms = started.elapsed().as_millis() as u64;
     let imported = match moved {
         Ok(imported) => imported,
         Err(e) => {
@@ -139,7 +141,7 @@ pub async fn run(out: &Output, args: MoveArgs) -> Result<()> {
             from.url(&tenant, "release")
         ))
     })?;
-    let frozen_ms = started.elapsed().as_millis() as u64;
+    let total_ms = started.elapsed().as_millis() as u64;
     out.emit(
         serde_json::json!({
             "tenant": tenant.as_str(),
@@ -148,11 +150,13 @@ pub async fn run(out: &Output, args: MoveArgs) -> Result<()> {
             "conversations": imported.conversations,
             "messages": imported.messages,
             "bytes": imported.bytes,
-            "frozen_ms": frozen_ms,
+            "paused_ms": paused_ms,
+            "total_ms": total_ms,
         }),
         || {
             format!(
-                "moved {tenant} to {}: {} conversations, {} messages, {} bytes; paused for {frozen_ms} ms",
+                "moved {tenant} to {}: {} conversations, {} messages, {} bytes; the tenant paused \
+                 for {paused_ms} ms (whole move {total_ms} ms)",
                 args.to, imported.conversations, imported.messages, imported.bytes
             )
         },

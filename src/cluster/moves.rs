@@ -17,12 +17,14 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use futures_util::{Stream, StreamExt};
+use rusqlite::Connection;
 use serde::Serialize;
 
 use super::ClusterSecret;
 use super::bundle::{FileDigest, Header};
 use super::gates::Gates;
 use crate::catalog::{audit, tenants, transfer};
+use crate::crypto::DbKey;
 use crate::domain::TenantId;
 use crate::error::{Error, Result};
 use crate::store::{Store, blocking};
@@ -73,19 +75,12 @@ pub async fn export(
     let dek = blocking(move || vault.tenant_key_blocking(&id)).await?;
 
     let snapshot = staging_path(store, tenant, "outgoing")?;
-    let (out, key) = (snapshot.clone(), dek.clone());
+    let (out, key, live) = (snapshot.clone(), dek.clone(), store.dir.tenant_path(tenant));
     // On the tenant's own worker: no write can interleave with the copy.
-    let copied = async {
-        store
-            .vault
-            .exclusive(tenant, move |conn| {
-                crate::backup::copy_database(conn, &out, &key)
-            })
-            .await?;
-        let path = snapshot.clone();
-        blocking(move || digest_file(&path)).await
-    }
-    .await;
+    let copied = store
+        .vault
+        .exclusive(tenant, move |conn| snapshot_file(conn, &live, &out, &key))
+        .await;
     let digest = match copied {
         Ok(digest) => digest,
         Err(e) => {
@@ -264,16 +259,38 @@ fn staging_path(store: &Store, tenant: &TenantId, what: &str) -> Result<PathBuf>
     Ok(trash.join(format!("{tenant}.{what}-{tag}")))
 }
 
-fn digest_file(path: &Path) -> Result<FileDigest> {
-    let mut file = std::fs::File::open(path)?;
+/// A consistent copy of the tenant's file at `out`, hashed on the way. Fast path: once a
+/// truncating checkpoint has folded the WAL in, the file on disk is the whole database, so its
+/// bytes are copied as they are (already encrypted; nothing is decrypted or re-encrypted). If a
+/// reader (an export in progress) keeps the checkpoint from finishing, the SQLite backup API
+/// copies page by page instead.
+fn snapshot_file(conn: &Connection, live: &Path, out: &Path, key: &DbKey) -> Result<FileDigest> {
+    let (busy, _, _): (i64, i64, i64) =
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?;
+    if busy != 0 {
+        crate::backup::copy_database(conn, out, key)?;
+        return copy_hashing(out, None);
+    }
+    copy_hashing(live, Some(out))
+}
+
+/// Reads `from` in large pieces, hashing them, and writes them to `to` when given.
+fn copy_hashing(from: &Path, to: Option<&Path>) -> Result<FileDigest> {
+    let mut source = std::fs::File::open(from)?;
+    let mut sink = to.map(crate::datadir::create_or_open_private).transpose()?;
     let mut digest = FileDigest::default();
-    let mut buf = vec![0u8; 256 * 1024];
+    let mut buf = vec![0u8; 1024 * 1024];
     loop {
-        let n = file.read(&mut buf)?;
+        let n = source.read(&mut buf)?;
         if n == 0 {
             return Ok(digest);
         }
         digest.update(&buf[..n]);
+        if let Some(sink) = &mut sink {
+            sink.write_all(&buf[..n])?;
+        }
     }
 }
 
