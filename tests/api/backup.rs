@@ -13,7 +13,7 @@ use chatvault::store::Store;
 use chatvault::vault::repo::{self, NewMessage};
 use serde_json::Value;
 
-use crate::cli::{Cli, error_line};
+use crate::cli::{Cli, Server, error_line};
 
 const COUNT_WITH_SQLCIPHER3: &str = r#"
 import sys
@@ -239,51 +239,13 @@ async fn verify_reports_a_damaged_tenant_file_and_exits_non_zero() {
     assert_eq!(alpha["ok"], true, "{report}");
 }
 
-/// A `chatvault serve` process on the CLI's data directory; killed when dropped.
-struct Server {
-    child: std::process::Child,
-    addr: String,
-}
-
-impl Server {
-    fn start(cli: &Cli) -> Self {
-        use std::io::BufRead;
-        let mut child = Command::new(crate::cli::bin())
-            .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
-            .arg(cli.data_dir())
-            .env("CHATVAULT_MASTER_KEY", &cli.master_key)
-            .env_remove("CHATVAULT_LLM_BASE_URL")
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert!(line.starts_with("listening on http://127.0.0.1:"), "{line}");
-        let addr = line
-            .trim()
-            .trim_start_matches("listening on http://")
-            .to_owned();
-        Self { child, addr }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[tokio::test]
 async fn backup_runs_beside_a_server_and_offline_maintenance_refuses_to() {
     let cli = Cli::new();
     create(&cli, "alpha");
     seed(&cli, &[("alpha", "ALPHA-CANARY")]).await;
     let alpha = key_of(&cli, "alpha");
-    let server = Server::start(&cli);
+    let server = Server::serve(&cli, &[], &[]);
 
     let out = cli.dir.path().join("online");
     let report = cli.json(&["backup", "--out", out.to_str().unwrap()]);
@@ -358,7 +320,7 @@ async fn backups_taken_while_visitors_write_are_each_consistent() {
     ]);
     let widget_key = created["widget_key"].as_str().unwrap().to_owned();
     let alpha = key_of(&cli, "alpha");
-    let server = Server::start(&cli);
+    let server = Server::serve(&cli, &[], &[]);
     let writers: Vec<_> = (0..4)
         .map(|socket| {
             let url = format!("ws://{}/v1/widget/ws?key={widget_key}", server.addr);

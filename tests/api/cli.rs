@@ -71,6 +71,59 @@ pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_chatvault")
 }
 
+/// A `chatvault serve` (or `demo`) child process, killed when dropped, and the address it
+/// printed.
+pub struct Server {
+    pub child: std::process::Child,
+    pub addr: String,
+}
+
+impl Server {
+    /// Spawns `command` with stdout piped and waits for its `listening on http://ADDR` line.
+    pub fn spawn(command: &mut Command) -> Self {
+        use std::io::BufRead;
+        let mut child = command
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line
+            .trim()
+            .strip_prefix("listening on http://")
+            .unwrap_or_else(|| panic!("no listening line: {line:?}"))
+            .to_owned();
+        Self { child, addr }
+    }
+
+    /// `chatvault serve` on the CLI's data directory and master key, with more flags and
+    /// environment; the offline responder unless `--llm-base-url` is given; logs discarded.
+    pub fn serve(cli: &Cli, args: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::spawn(
+            Command::new(bin())
+                .args(["serve", "--bind", "127.0.0.1:0"])
+                .args(args)
+                .arg("--data-dir")
+                .arg(cli.data_dir())
+                .env("CHATVAULT_MASTER_KEY", &cli.master_key)
+                .env_remove("CHATVAULT_MASTER_KEY_FILE")
+                .env_remove("CHATVAULT_LLM_BASE_URL")
+                .env("RUST_LOG", "warn")
+                .envs(env.iter().copied())
+                .stderr(std::process::Stdio::null()),
+        )
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// The one-line error of a failed command.
 pub fn error_line(out: &Output) -> String {
     assert!(!out.status.success());

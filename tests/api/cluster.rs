@@ -2,7 +2,6 @@
 //! tenant's widget sockets, API calls and portal sign-ins reach its own node (and only there is
 //! its data), and `chatvault tenant move` under light load loses no message and duplicates none.
 
-use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -13,7 +12,7 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-use crate::cli::{Cli, bin};
+use crate::cli::{Cli, Server, bin};
 use crate::fake_llm::FakeLlm;
 
 const ORIGIN: &str = "https://shop.example";
@@ -21,53 +20,26 @@ const ORIGIN: &str = "https://shop.example";
 /// A `chatvault serve` process with its own data directory and master key.
 struct Node {
     cli: Cli,
-    child: Child,
-    addr: String,
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    server: Server,
 }
 
 impl Node {
     fn start(cli: Cli, cluster_secret: &str, llm: &FakeLlm) -> Self {
-        let mut child = Command::new(bin())
-            .args([
-                "serve",
-                "--bind",
-                "127.0.0.1:0",
-                "--trusted-proxy",
-                "127.0.0.1/32",
-            ])
+        let args = [
+            "--trusted-proxy",
+            "127.0.0.1/32",
             // Reconnects while a tenant is frozen all come from the balancer's address.
-            .args(["--handshakes-per-minute", "6000"])
-            .arg("--data-dir")
-            .arg(cli.data_dir())
-            .env("CHATVAULT_MASTER_KEY", &cli.master_key)
-            .env("CHATVAULT_CLUSTER_SECRET", cluster_secret)
-            .args(["--llm-base-url", &llm.base_url])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("listening on http://")
-            .unwrap_or_else(|| panic!("no listening line: {line:?}"))
-            .to_owned();
-        Self { cli, child, addr }
+            "--handshakes-per-minute",
+            "6000",
+            "--llm-base-url",
+            &llm.base_url,
+        ];
+        let server = Server::serve(&cli, &args, &[("CHATVAULT_CLUSTER_SECRET", cluster_secret)]);
+        Self { cli, server }
     }
 
     fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("http://{}", self.server.addr)
     }
 }
 
@@ -116,7 +88,7 @@ impl Balancer {
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         for (i, node) in nodes.iter().enumerate() {
-            command.env(format!("CHATVAULT_NODE{}", i + 1), &node.addr);
+            command.env(format!("CHATVAULT_NODE{}", i + 1), &node.server.addr);
         }
         let balancer = Self {
             child: command.spawn().unwrap(),

@@ -3,8 +3,7 @@
 //! accepted is there exactly once, and every file passes `chatvault verify`.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -13,45 +12,22 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-use crate::cli::{Cli, bin};
+use crate::cli::{Cli, Server, bin};
 use crate::fake_llm::FakeLlm;
 
 const ORIGIN: &str = "https://acme.example";
 
-struct Server {
-    child: Child,
-    addr: String,
-}
-
 fn start(cli: &Cli, llm: &FakeLlm) -> Server {
-    let mut child = Command::new(bin())
-        .args([
-            "serve",
-            "--bind",
-            "127.0.0.1:0",
+    Server::serve(
+        cli,
+        &[
             "--handshakes-per-minute",
             "100000",
             "--llm-base-url",
             &llm.base_url,
-        ])
-        .arg("--data-dir")
-        .arg(cli.data_dir())
-        .env("CHATVAULT_MASTER_KEY", &cli.master_key)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("listening on http://")
-        .expect("the listening line")
-        .to_owned();
-    Server { child, addr }
+        ],
+        &[],
+    )
 }
 
 /// What the clients saw accepted: submit text → conversation.
