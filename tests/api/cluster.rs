@@ -14,6 +14,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use crate::cli::{Cli, Server, bin};
 use crate::fake_llm::FakeLlm;
+use crate::helpers::{get_json, visitor_texts};
 
 const ORIGIN: &str = "https://shop.example";
 
@@ -245,26 +246,6 @@ async fn visitor(
     (conversation, answered, reconnects)
 }
 
-/// The visitor texts of a conversation, in order.
-async fn visitor_texts(http: &reqwest::Client, base: &str, api_key: &str, id: &str) -> Vec<String> {
-    let body: Value = http
-        .get(format!("{base}/v1/conversations/{id}"))
-        .bearer_auth(api_key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    body["messages"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no messages in {body}"))
-        .iter()
-        .filter(|m| m["role"] == "visitor")
-        .map(|m| m["text"].as_str().unwrap().to_owned())
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tenants_reach_their_own_node_and_a_move_under_load_loses_nothing() {
     let secret = Cli::new().master_key; // any 64 hex: `key generate` makes it
@@ -468,15 +449,7 @@ async fn tenants_reach_their_own_node_and_a_move_under_load_loses_nothing() {
     );
     assert!(!nodes[0].cli.data_dir().join("alpha.db").exists());
     // node3 holds it under its own master key, and its audit chain records the move.
-    let audit: Value = http
-        .get(format!("{lb_url}/v1/audit"))
-        .bearer_auth(alpha_key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let audit = get_json(&http, &format!("{lb_url}/v1/audit"), alpha_key).await;
     let actions: Vec<&str> = audit["entries"]
         .as_array()
         .unwrap_or_else(|| panic!("{audit}"))

@@ -14,6 +14,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use crate::cli::{Cli, Server, bin};
 use crate::fake_llm::FakeLlm;
+use crate::helpers::visitor_texts;
 
 const ORIGIN: &str = "https://acme.example";
 
@@ -78,32 +79,6 @@ async fn client(addr: String, key: String, worker: usize, accepted: Accepted) {
             }
         }
     }
-}
-
-async fn conversation_texts(
-    client: &reqwest::Client,
-    addr: &str,
-    api_key: &str,
-    id: &str,
-) -> Vec<String> {
-    let body: Value = client
-        .get(format!("http://{addr}/v1/conversations/{id}"))
-        .bearer_auth(api_key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    body["messages"]
-        .as_array()
-        .map(|m| {
-            m.iter()
-                .filter(|m| m["role"] == "visitor")
-                .map(|m| m["text"].as_str().unwrap().to_owned())
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -175,7 +150,13 @@ async fn every_accepted_message_survives_a_kill_9_exactly_once() {
         }
         let mut present = 0;
         for (conversation, texts) in &by_conversation {
-            let stored = conversation_texts(&http, &restarted.addr, &api_key, conversation).await;
+            let stored = visitor_texts(
+                &http,
+                &format!("http://{}", restarted.addr),
+                &api_key,
+                conversation,
+            )
+            .await;
             for text in texts {
                 let copies = stored.iter().filter(|s| s == text).count();
                 assert!(copies <= 1, "round {round}: {text} stored {copies} times");

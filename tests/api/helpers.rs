@@ -254,6 +254,38 @@ impl Widget {
     }
 }
 
+/// `GET url` with an API key: the JSON body (`Null` when the body is not JSON).
+pub async fn get_json(http: &reqwest::Client, url: &str, api_key: &str) -> Value {
+    http.get(url)
+        .bearer_auth(api_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap_or(Value::Null)
+}
+
+/// The visitor texts of a conversation on the server at `base` (`http://…`), in order; empty
+/// when the conversation is not there.
+pub async fn visitor_texts(
+    http: &reqwest::Client,
+    base: &str,
+    api_key: &str,
+    id: &str,
+) -> Vec<String> {
+    let body = get_json(http, &format!("{base}/v1/conversations/{id}"), api_key).await;
+    body["messages"]
+        .as_array()
+        .map(|m| {
+            m.iter()
+                .filter(|m| m["role"] == "visitor")
+                .map(|m| m["text"].as_str().unwrap().to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// The concatenated `delta` texts of a frame list.
 pub fn reply_text(frames: &[Value]) -> String {
     frames
