@@ -134,10 +134,11 @@ pub async fn run(out: &Output, args: MoveArgs) -> Result<()> {
     progress(format!("releasing {tenant} on {}", args.from));
     from.post(&tenant, "release").await.map_err(|e| {
         Error::Unavailable(format!(
-            "{tenant} now lives on {} but its old copy on {} was not destroyed ({e}); it stays \
-             frozen there: retry with `curl -X POST -H 'Authorization: Bearer …' {}`",
+            "{tenant} now lives on {} but its old copy on {} was not destroyed ({e}); finish \
+             with POST {} then POST {} (bearer: the cluster token)",
             args.to,
             args.from,
+            from.url(&tenant, "freeze"),
             from.url(&tenant, "release")
         ))
     })?;
