@@ -38,6 +38,10 @@ pub struct MoveArgs {
     /// The HAProxy backend that reaches the --to node.
     #[arg(long, requires = "haproxy_socket")]
     pub backend: Option<String>,
+    /// Only finish a move whose last step failed: check that --to holds the tenant, then
+    /// destroy the old copy on --from.
+    #[arg(long, conflicts_with = "haproxy_socket")]
+    pub finish: bool,
 }
 
 /// One node's `/ops/` routes.
@@ -89,6 +93,9 @@ pub async fn run(out: &Output, args: MoveArgs) -> Result<()> {
         }
     };
 
+    if args.finish {
+        return finish(out, &tenant, &from, &to).await;
+    }
     let started = Instant::now();
     progress(format!("freezing {tenant} on {}", args.from));
     if let Err(e) = from.post(&tenant, "freeze").await {
@@ -135,11 +142,8 @@ pub async fn run(out: &Output, args: MoveArgs) -> Result<()> {
     from.post(&tenant, "release").await.map_err(|e| {
         Error::Unavailable(format!(
             "{tenant} now lives on {} but its old copy on {} was not destroyed ({e}); finish \
-             with POST {} then POST {} (bearer: the cluster token)",
-            args.to,
-            args.from,
-            from.url(&tenant, "freeze"),
-            from.url(&tenant, "release")
+             with `chatvault tenant move {tenant} --from {} --to {} --finish`",
+            args.to, args.from, args.from, args.to
         ))
     })?;
     let total_ms = started.elapsed().as_millis() as u64;
@@ -165,12 +169,42 @@ pub async fn run(out: &Output, args: MoveArgs) -> Result<()> {
     Ok(())
 }
 
+/// The last step alone, for a move whose release failed.
+async fn finish(out: &Output, tenant: &TenantId, from: &Node<'_>, to: &Node<'_>) -> Result<()> {
+    let held: Imported = to
+        .send(to.http.get(to.url(tenant, "")))
+        .await?
+        .json()
+        .await
+        .map_err(transport(to.base))?;
+    from.post(tenant, "freeze").await?;
+    from.post(tenant, "release").await?;
+    out.emit(
+        serde_json::json!({
+            "tenant": tenant.as_str(),
+            "from": from.base.as_str(),
+            "to": to.base.as_str(),
+            "conversations": held.conversations,
+            "messages": held.messages,
+            "bytes": held.bytes,
+            "finished": true,
+        }),
+        || {
+            format!(
+                "{tenant} lives on {} only; its old copy on {} is destroyed",
+                to.base, from.base
+            )
+        },
+    );
+    Ok(())
+}
+
 impl Node<'_> {
     fn url(&self, tenant: &TenantId, step: &str) -> String {
-        format!(
-            "{}/ops/tenants/{tenant}/{step}",
-            self.base.as_str().trim_end_matches('/')
-        )
+        let base = self.base.as_str().trim_end_matches('/');
+        format!("{base}/ops/tenants/{tenant}/{step}")
+            .trim_end_matches('/')
+            .to_owned()
     }
 
     async fn post(&self, tenant: &TenantId, step: &str) -> Result<reqwest::Response> {

@@ -33,13 +33,26 @@ use crate::vault::repo;
 /// How long a freeze waits for the tenant's sockets to finish their replies.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// What an import installed.
+/// What an import installed (or what a node holds of a tenant).
 #[derive(Debug, Serialize)]
 pub struct Imported {
     pub tenant: String,
     pub conversations: i64,
     pub messages: i64,
     pub bytes: u64,
+}
+
+/// Whether this node holds the tenant, and how much of it.
+pub async fn describe(store: &Store, tenant: &TenantId) -> Result<Imported> {
+    store.tenant(tenant).await?;
+    let totals = store.vault.call(tenant, repo::totals).await?;
+    let bytes = std::fs::metadata(store.dir.tenant_path(tenant)).map_or(0, |m| m.len());
+    Ok(Imported {
+        tenant: tenant.to_string(),
+        conversations: totals.conversations,
+        messages: totals.messages,
+        bytes,
+    })
 }
 
 /// Step 1: shut the tenant's gate and wait until its sockets and requests are done.

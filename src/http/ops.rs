@@ -8,7 +8,7 @@ use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 
 use crate::app::AppState;
 use crate::cluster::{ClusterSecret, moves};
@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 
 pub fn router() -> Router<AppState> {
     Router::new()
+        .route("/ops/tenants/{id}", get(describe))
         .route("/ops/tenants/{id}/freeze", post(freeze))
         .route("/ops/tenants/{id}/export", post(export))
         // The bundle streams to disk: no body limit beyond the disk's.
@@ -64,6 +65,15 @@ fn secret(app: &AppState) -> Result<&ClusterSecret> {
     app.cluster
         .as_ref()
         .ok_or_else(|| Error::not_found("route"))
+}
+
+async fn describe(
+    _: Operator,
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response> {
+    let id = tenant(&id)?;
+    Ok(axum::Json(moves::describe(&app.store, &id).await?).into_response())
 }
 
 async fn freeze(

@@ -497,62 +497,58 @@ async fn a_move_is_refused_without_the_cluster_secret_and_leaves_the_tenant_in_p
     assert_eq!(conversations(&http, &n1.url(), &api_key).await.0, 200);
 
     // A bundle cut short or altered in transit is refused by the importing node.
-    let export =
-        |node: &Node, step: &str| http.post(format!("{}/ops/tenants/alpha/{step}", node.url()));
     let token = chatvault_token(&secret);
-    assert_eq!(
-        export(&n1, "freeze")
-            .bearer_auth(&token)
-            .send()
-            .await
+    let ops = async |node: &Node, step: &str, body: Option<Vec<u8>>| {
+        let mut request = http
+            .post(format!("{}/ops/tenants/alpha/{step}", node.url()))
+            .bearer_auth(&token);
+        if let Some(body) = body {
+            request = request.body(body);
+        }
+        let response = request.send().await.unwrap();
+        (response.status().as_u16(), response.bytes().await.unwrap())
+    };
+    let status = async |node: &Node| conversations(&http, &node.url(), &api_key).await.0;
+    let finish = |from: &Node, to: &Node| {
+        Command::new(bin())
+            .args(["tenant", "move", "alpha", "--finish", "--json"])
+            .args(["--from", &from.url(), "--to", &to.url()])
+            .env("CHATVAULT_CLUSTER_SECRET", &secret)
+            .output()
             .unwrap()
-            .status(),
-        200
-    );
-    assert_eq!(
-        conversations(&http, &n1.url(), &api_key).await.0,
-        503,
-        "frozen: tenant_moving"
-    );
-    let bundle = export(&n1, "export")
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    };
+
+    // A bundle cut short or altered in transit is refused by the importing node.
+    assert_eq!(ops(&n1, "freeze", None).await.0, 200);
+    assert_eq!(status(&n1).await, 503, "frozen: tenant_moving");
+    let (_, bundle) = ops(&n1, "export", None).await;
     let mut altered = bundle.to_vec();
     let last = altered.len() - 1;
     altered[last] ^= 1;
     for body in [altered, bundle[..bundle.len() / 2].to_vec()] {
-        let refused = export(&n2, "import")
-            .bearer_auth(&token)
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(refused.status(), 400);
+        assert_eq!(ops(&n2, "import", Some(body)).await.0, 400);
     }
+    assert_eq!(ops(&n1, "thaw", None).await.0, 204);
+    assert_eq!(status(&n1).await, 200, "thawed");
+    assert_eq!(status(&n2).await, 401, "never imported");
+
+    // `--finish` destroys the old copy only once the new node holds the tenant.
+    assert!(!finish(&n1, &n2).status.success());
     assert_eq!(
-        export(&n1, "thaw")
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        204
-    );
-    assert_eq!(
-        conversations(&http, &n1.url(), &api_key).await.0,
+        status(&n1).await,
         200,
-        "thawed"
+        "nothing destroyed while n2 lacks the tenant"
     );
-    assert_eq!(
-        conversations(&http, &n2.url(), &api_key).await.0,
-        401,
-        "never imported"
+    assert_eq!(ops(&n1, "freeze", None).await.0, 200);
+    let (_, bundle) = ops(&n1, "export", None).await;
+    assert_eq!(ops(&n2, "import", Some(bundle.to_vec())).await.0, 201);
+    let finished = finish(&n1, &n2);
+    assert!(
+        finished.status.success(),
+        "{}",
+        String::from_utf8_lossy(&finished.stderr)
     );
+    assert_eq!((status(&n1).await, status(&n2).await), (401, 200));
 }
 
 /// The ops bearer token a node derives from the cluster secret.
