@@ -1,4 +1,4 @@
-//! `chatvault tenant create|list|purge|delete|export-key|rekey|move`.
+//! `chatvault tenant create|list|purge|delete|export-key|rekey|move|route`.
 
 use clap::Subcommand;
 
@@ -34,6 +34,19 @@ pub enum TenantCommand {
     Rekey { id: String },
     /// Move the tenant between two running nodes of a cluster, without losing a message.
     Move(Box<super::tenant_move::MoveArgs>),
+    /// Point HAProxy's tenant map at the node that holds the tenant (live and in the map file).
+    Route {
+        id: String,
+        /// The HAProxy backend that reaches the tenant's node.
+        #[arg(long)]
+        backend: String,
+        /// HAProxy's runtime API socket (`stats socket … level admin`).
+        #[arg(long)]
+        haproxy_socket: std::path::PathBuf,
+        /// The tenant map file, exactly as haproxy.cfg names it.
+        #[arg(long)]
+        haproxy_map: std::path::PathBuf,
+    },
 }
 
 const ACTOR: &str = "cli";
@@ -142,6 +155,23 @@ pub async fn run(global: &GlobalArgs, out: &Output, cmd: TenantCommand) -> Resul
             );
         }
         TenantCommand::Move(args) => super::tenant_move::run(out, *args).await?,
+        TenantCommand::Route {
+            id,
+            backend,
+            haproxy_socket,
+            haproxy_map,
+        } => {
+            let id = TenantId::parse(&id)?;
+            let map = crate::cluster::haproxy::TenantMap {
+                socket: haproxy_socket,
+                map: haproxy_map,
+            };
+            map.route(&id, &backend).await?;
+            out.emit(
+                serde_json::json!({ "tenant": id.as_str(), "backend": backend }),
+                || format!("{id} now routes to {backend}"),
+            );
+        }
         TenantCommand::Rekey { id } => {
             let id = TenantId::parse(&id)?;
             let store = global.open_store(4)?;

@@ -358,6 +358,28 @@ async fn tenants_reach_their_own_node_and_a_move_under_load_loses_nothing() {
         .unwrap();
     assert_eq!(ops.status(), 404);
 
+    // A tenant created on a running node reaches it once `tenant route` adds its map line.
+    let (_, delta_key) = create_tenant(&nodes[1].cli, "delta");
+    assert_eq!(
+        conversations(&http, &lb_url, &delta_key).await.0,
+        401,
+        "unrouted: node1"
+    );
+    let routed = Command::new(bin())
+        .args(["tenant", "route", "delta", "--backend", "node2", "--json"])
+        .arg("--haproxy-socket")
+        .arg(&lb.socket)
+        .arg("--haproxy-map")
+        .arg(&lb.map)
+        .output()
+        .unwrap();
+    assert!(
+        routed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&routed.stderr)
+    );
+    assert_eq!(conversations(&http, &lb_url, &delta_key).await.0, 200);
+
     // Light load on alpha (moving) and bravo (staying) while alpha moves from node1 to node3.
     const MESSAGES: usize = 40;
     let (alpha_tx, mut alpha_progress) = tokio::sync::mpsc::unbounded_channel();
