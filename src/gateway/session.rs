@@ -404,22 +404,7 @@ impl Session {
             }
         };
         self.conversation = Some(conversation.clone());
-        if existing_reply.is_none() {
-            let text = self
-                .settings
-                .redaction
-                .for_store(&pending.text)
-                .into_owned();
-            let event = Event::Message {
-                conversation: conversation.to_string(),
-                message: message.to_string(),
-                role: "visitor",
-                at: crate::db::now_ms(),
-                text,
-            };
-            self.app.webhooks.emit(&self.tenant, event);
-        }
-        send(
+        let sent = send(
             ws,
             ServerFrame::Accepted {
                 id: id.to_string(),
@@ -427,7 +412,25 @@ impl Session {
                 token,
             },
         )
-        .await?;
+        .await;
+        // After `accepted` is on its way (building the event redacts the text), and whether or
+        // not it could be sent: the message is committed either way.
+        if existing_reply.is_none() {
+            self.app
+                .webhooks
+                .emit_with(&self.tenant, || Event::Message {
+                    conversation: conversation.to_string(),
+                    message: message.to_string(),
+                    role: "visitor",
+                    at: crate::db::now_ms(),
+                    text: self
+                        .settings
+                        .redaction
+                        .for_store(&pending.text)
+                        .into_owned(),
+                });
+        }
+        sent?;
         if let Some(reply) = existing_reply {
             send(
                 ws,
@@ -659,15 +662,15 @@ impl Session {
                     "replied",
                     None,
                 );
-                let text = self.settings.redaction.for_store(&active.text).into_owned();
-                let event = Event::Message {
-                    conversation: active.conversation.to_string(),
-                    message: message.to_string(),
-                    role: "assistant",
-                    at: crate::db::now_ms(),
-                    text,
-                };
-                self.app.webhooks.emit(&self.tenant, event);
+                self.app
+                    .webhooks
+                    .emit_with(&self.tenant, || Event::Message {
+                        conversation: active.conversation.to_string(),
+                        message: message.to_string(),
+                        role: "assistant",
+                        at: crate::db::now_ms(),
+                        text: self.settings.redaction.for_store(&active.text).into_owned(),
+                    });
                 send(
                     ws,
                     ServerFrame::Done {

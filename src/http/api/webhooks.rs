@@ -39,6 +39,7 @@ pub async fn set(State(app): State<AppState>, auth: Auth, body: Bytes) -> Result
         .catalog
         .call(move |c| webhooks::set(c, &tenant, &stored))
         .await?;
+    app.webhooks.endpoint_set(&auth.tenant);
     app.store
         .audit(
             &auth.tenant,
