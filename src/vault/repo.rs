@@ -92,6 +92,12 @@ pub fn insert_message(conn: &Connection, msg: &NewMessage<'_>) -> Result<Inserte
     {
         return Ok(Inserted::Duplicate(existing));
     }
+    insert_new_message(conn, msg).map(Inserted::New)
+}
+
+/// Stores a message whose submit id the caller has already looked up and found new (the
+/// `UNIQUE (conversation_id, submit_id)` constraint still refuses a duplicate).
+pub fn insert_new_message(conn: &Connection, msg: &NewMessage<'_>) -> Result<MessageId> {
     let id = MessageId::generate();
     conn.prepare_cached(
         "INSERT INTO messages (id, conversation_id, role, text, at, submit_id, reply_to, tokens)
@@ -107,7 +113,7 @@ pub fn insert_message(conn: &Connection, msg: &NewMessage<'_>) -> Result<Inserte
         msg.reply_to.map(MessageId::as_str),
         msg.tokens
     ])?;
-    Ok(Inserted::New(id))
+    Ok(id)
 }
 
 pub fn find_by_submit(
