@@ -184,10 +184,11 @@ type Row = (Vec<u8>, bool, Option<Vec<u8>>);
 
 fn read_row(conn: &Connection, tenant: &str) -> Result<Option<Row>> {
     Ok(conn
-        .query_row(
+        .prepare_cached(
             "SELECT wrapped, purge_pending, next_wrapped FROM deks WHERE tenant_id = ?1",
-            [tenant],
-            |row| Ok((row.get(0)?, row.get::<_, i64>(1)? != 0, row.get(2)?)),
-        )
+        )?
+        .query_row([tenant], |row| {
+            Ok((row.get(0)?, row.get::<_, i64>(1)? != 0, row.get(2)?))
+        })
         .optional()?)
 }

@@ -3,6 +3,8 @@
 //! secret. A bounded queue feeds one delivery task; failures retry with backoff, and every
 //! delivery lands in a log the portal shows. Message text is included only if the tenant opted in.
 
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
@@ -17,6 +19,8 @@ use crate::domain::TenantId;
 
 /// Events waiting beyond this are dropped (and logged): a slow receiver cannot grow memory.
 const QUEUE: usize = 10_000;
+/// Tenants remembered as having no endpoint; beyond this, the others are looked up per event.
+const UNCONFIGURED_MAX: usize = 100_000;
 /// Attempts per delivery, with the pauses before each retry.
 const BACKOFF: [Duration; 3] = [
     Duration::from_secs(1),
@@ -72,22 +76,55 @@ impl Event {
 #[derive(Clone)]
 pub struct Webhooks {
     tx: mpsc::Sender<(TenantId, Event)>,
+    unconfigured: Arc<Mutex<Unconfigured>>,
+}
+
+/// Tenants the delivery task found without an endpoint, so their events are not even queued
+/// (it was a catalog read per message, two per reply). Only setting an endpoint can make an
+/// entry stale, and [`Webhooks::endpoint_set`] removes it; `generation` keeps a lookup that
+/// raced such a set from remembering its outdated answer.
+#[derive(Default)]
+struct Unconfigured {
+    tenants: HashSet<TenantId>,
+    generation: u64,
 }
 
 impl Webhooks {
     /// Starts the delivery task.
     pub fn start(catalog: Catalog) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(deliver_all(catalog, rx));
-        Self { tx }
+        let unconfigured = Arc::new(Mutex::new(Unconfigured::default()));
+        tokio::spawn(deliver_all(catalog, rx, unconfigured.clone()));
+        Self { tx, unconfigured }
     }
 
     /// Queues an event; never waits.
     pub fn emit(&self, tenant: &TenantId, event: Event) {
-        if self.tx.try_send((tenant.clone(), event)).is_err() {
+        self.emit_with(tenant, || event);
+    }
+
+    /// [`emit`](Self::emit), building the event only for a tenant that may have an endpoint.
+    pub fn emit_with(&self, tenant: &TenantId, event: impl FnOnce() -> Event) {
+        if lock(&self.unconfigured).tenants.contains(tenant) {
+            return;
+        }
+        if self.tx.try_send((tenant.clone(), event())).is_err() {
             tracing::warn!(tenant = %tenant, "webhook queue full; event dropped");
         }
     }
+
+    /// Call once a tenant's endpoint is stored: its events are looked up and queued again.
+    pub fn endpoint_set(&self, tenant: &TenantId) {
+        let mut unconfigured = lock(&self.unconfigured);
+        unconfigured.tenants.remove(tenant);
+        unconfigured.generation += 1;
+    }
+}
+
+fn lock(unconfigured: &Mutex<Unconfigured>) -> std::sync::MutexGuard<'_, Unconfigured> {
+    unconfigured
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// `t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>." + body)>`.
@@ -102,7 +139,11 @@ pub fn signature(secret: &str, timestamp: u64, body: &[u8]) -> String {
     )
 }
 
-async fn deliver_all(catalog: Catalog, mut rx: mpsc::Receiver<(TenantId, Event)>) {
+async fn deliver_all(
+    catalog: Catalog,
+    mut rx: mpsc::Receiver<(TenantId, Event)>,
+    unconfigured: Arc<Mutex<Unconfigured>>,
+) {
     let client = match reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .redirect(reqwest::redirect::Policy::none())
@@ -113,8 +154,19 @@ async fn deliver_all(catalog: Catalog, mut rx: mpsc::Receiver<(TenantId, Event)>
     };
     while let Some((tenant, event)) = rx.recv().await {
         let lookup = tenant.clone();
-        let Ok(Some(endpoint)) = catalog.call(move |c| webhooks::get(c, &lookup)).await else {
-            continue;
+        let generation = lock(&unconfigured).generation;
+        let endpoint = match catalog.call(move |c| webhooks::get(c, &lookup)).await {
+            Ok(Some(endpoint)) => endpoint,
+            Ok(None) => {
+                let mut unconfigured = lock(&unconfigured);
+                if unconfigured.generation == generation
+                    && unconfigured.tenants.len() < UNCONFIGURED_MAX
+                {
+                    unconfigured.tenants.insert(tenant);
+                }
+                continue;
+            }
+            Err(_) => continue,
         };
         // Deliveries run concurrently so one slow receiver does not hold up the others.
         tokio::spawn(deliver(

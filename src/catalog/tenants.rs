@@ -53,18 +53,15 @@ pub fn exists(conn: &Connection, id: &TenantId) -> Result<bool> {
 
 pub fn get(conn: &Connection, id: &TenantId) -> Result<Option<Tenant>> {
     let row = conn
-        .query_row(
-            "SELECT id, name, created_at, settings FROM tenants WHERE id = ?1",
-            [id.as_str()],
-            |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, i64>(2)?,
-                    r.get::<_, String>(3)?,
-                ))
-            },
-        )
+        .prepare_cached("SELECT id, name, created_at, settings FROM tenants WHERE id = ?1")?
+        .query_row([id.as_str()], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, String>(3)?,
+            ))
+        })
         .optional()?;
     let Some((id_str, name, created_at, settings)) = row else {
         return Ok(None);
@@ -151,11 +148,8 @@ pub fn widget_keys(conn: &Connection, id: &TenantId) -> Result<Vec<String>> {
 /// The tenant a widget key belongs to.
 pub fn tenant_for_widget_key(conn: &Connection, key: &WidgetKey) -> Result<Option<Tenant>> {
     let id: Option<String> = conn
-        .query_row(
-            "SELECT tenant_id FROM widget_keys WHERE key = ?1",
-            [key.as_str()],
-            |r| r.get(0),
-        )
+        .prepare_cached("SELECT tenant_id FROM widget_keys WHERE key = ?1")?
+        .query_row([key.as_str()], |r| r.get(0))
         .optional()?;
     match id.map(|id| TenantId::parse(&id)).transpose()? {
         Some(id) => get(conn, &id),

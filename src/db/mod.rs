@@ -27,6 +27,11 @@ pub enum OpenMode {
 /// hundreds of tenant files open at once.
 const CACHE_KIB: i64 = 512;
 
+/// Prepared statements kept per connection. The hot paths (the worker's transaction control,
+/// a submit's and a reply's repository statements, retrieval) use about two dozen; rusqlite's
+/// default of 16 would evict them in turn and re-parse every one.
+const STATEMENT_CACHE: usize = 48;
+
 /// Opens a SQLCipher database with a raw 256-bit key and verifies that the key opens it.
 pub fn open_encrypted(path: &Path, key: &DbKey, mode: OpenMode) -> Result<Connection> {
     if mode == OpenMode::CreateIfMissing && !path.exists() {
@@ -91,6 +96,7 @@ fn apply_pragmas(conn: &Connection) -> Result<()> {
          PRAGMA cache_size = -{CACHE_KIB};"
     ))?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     Ok(())
 }
 

@@ -258,7 +258,7 @@ fn next_queued(rx: &Receiver<Msg>, deadline: Instant) -> Option<Msg> {
 }
 
 fn run_batch(conn: &Connection, batch: Vec<BatchJob>) {
-    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+    if let Err(e) = run_cached(conn, "BEGIN IMMEDIATE") {
         let reason = e.to_string();
         tracing::warn!(error = %reason, "could not begin a transaction");
         for job in batch {
@@ -269,18 +269,20 @@ fn run_batch(conn: &Connection, batch: Vec<BatchJob>) {
     }
     let mut deliveries = Vec::with_capacity(batch.len());
     for job in batch {
-        let savepoint = conn.execute_batch("SAVEPOINT job");
+        let savepoint = run_cached(conn, "SAVEPOINT job");
         let outcome = job.run(conn);
         let settled = match (savepoint, outcome.succeeded()) {
-            (Ok(()), true) => conn.execute_batch("RELEASE job"),
-            (Ok(()), false) => conn.execute_batch("ROLLBACK TO job; RELEASE job"),
+            (Ok(()), true) => run_cached(conn, "RELEASE job"),
+            (Ok(()), false) => {
+                run_cached(conn, "ROLLBACK TO job").and_then(|()| run_cached(conn, "RELEASE job"))
+            }
             (Err(e), _) => Err(e),
         };
         deliveries.push((settled, outcome));
     }
-    let committed = conn.execute_batch("COMMIT");
+    let committed = run_cached(conn, "COMMIT");
     if committed.is_err() {
-        let _ = conn.execute_batch("ROLLBACK");
+        let _ = run_cached(conn, "ROLLBACK");
     }
     let commit_error = committed.err().map(|e| e.to_string());
     for (settled, outcome) in deliveries {
@@ -291,6 +293,12 @@ fn run_batch(conn: &Connection, batch: Vec<BatchJob>) {
         };
         outcome.deliver(committed);
     }
+}
+
+/// Runs one transaction-control statement from the connection's statement cache: these run
+/// several times per batch, and parsing them afresh each time showed up in profiles.
+fn run_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(drop)
 }
 
 fn storage_error(reason: &str) -> Error {

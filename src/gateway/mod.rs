@@ -98,7 +98,8 @@ pub async fn handshake(
         .max_message_size(TRANSPORT_LIMIT_BYTES)
         .max_frame_size(TRANSPORT_LIMIT_BYTES)
         .read_buffer_size(4 * 1024)
-        .write_buffer_size(0)
+        // Frames fed without a flush (a burst of deltas) collect up to this before a write.
+        .write_buffer_size(4 * 1024)
         .max_write_buffer_size(256 * 1024)
         .on_upgrade(move |socket| {
             sessions.track_future(async move {

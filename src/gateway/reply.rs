@@ -67,8 +67,8 @@ pub fn commit_visitor_message(
             (id, Some(token))
         }
     };
-    let resent = repo::find_by_submit(conn, &conversation, submit)?.is_some();
-    if !resent
+    let resent = repo::find_by_submit(conn, &conversation, submit)?;
+    if resent.is_none()
         && repo::visitor_turns(conn, &conversation)?
             >= i64::from(settings.max_turns_per_conversation)
     {
@@ -87,7 +87,12 @@ pub fn commit_visitor_message(
         reply_to: None,
         tokens,
     };
-    let (message, existing_reply) = match repo::insert_message(conn, &new)? {
+    // The submit id was looked up above: no second lookup inside the insert.
+    let inserted = match resent {
+        Some(existing) => Inserted::Duplicate(existing),
+        None => Inserted::New(repo::insert_new_message(conn, &new)?),
+    };
+    let (message, existing_reply) = match inserted {
         Inserted::New(id) => {
             repo::add_usage(
                 conn,

@@ -7,8 +7,8 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, close_code};
-use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
+use futures_util::{FutureExt, SinkExt, StreamExt};
 
 use super::frames::{ClientFrame, FrameMessage, Limits, ServerFrame, parse_client_frame};
 use super::reply::{self, Committed, Step};
@@ -128,7 +128,7 @@ impl Session {
                         Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
                     }
                 }
-                step = next_step(&mut self.active) => self.on_step(ws, step).await?,
+                step = next_step(&mut self.active) => self.on_steps(ws, step).await?,
                 _ = ping.tick() => ws.send(Message::Ping(Default::default())).await.map_err(|_| "write failed")?,
                 () = tokio::time::sleep_until(idle_deadline), if self.active.is_none() => {
                     return close(ws, close_code::NORMAL, "idle timeout").await;
@@ -425,22 +425,7 @@ impl Session {
             }
         };
         self.conversation = Some(conversation.clone());
-        if existing_reply.is_none() {
-            let text = self
-                .settings
-                .redaction
-                .for_store(&pending.text)
-                .into_owned();
-            let event = Event::Message {
-                conversation: conversation.to_string(),
-                message: message.to_string(),
-                role: "visitor",
-                at: crate::db::now_ms(),
-                text,
-            };
-            self.app.webhooks.emit(&self.tenant, event);
-        }
-        send(
+        let sent = send(
             &self.app,
             ws,
             ServerFrame::Accepted {
@@ -449,7 +434,25 @@ impl Session {
                 token,
             },
         )
-        .await?;
+        .await;
+        // After `accepted` is on its way (building the event redacts the text), and whether or
+        // not it could be sent: the message is committed either way.
+        if existing_reply.is_none() {
+            self.app
+                .webhooks
+                .emit_with(&self.tenant, || Event::Message {
+                    conversation: conversation.to_string(),
+                    message: message.to_string(),
+                    role: "visitor",
+                    at: crate::db::now_ms(),
+                    text: self
+                        .settings
+                        .redaction
+                        .for_store(&pending.text)
+                        .into_owned(),
+                });
+        }
+        sent?;
         if let Some(reply) = existing_reply {
             send(
                 &self.app,
@@ -508,30 +511,59 @@ impl Session {
         Ok(())
     }
 
-    async fn on_step(&mut self, ws: &mut WebSocket, step: Step) -> Result<(), End> {
-        let Some(active) = self.active.as_mut() else {
-            return Ok(());
-        };
-        match step {
-            Step::Delta(text) => {
-                if active.text.is_empty() {
-                    self.app.metrics.first_token(active.started.elapsed());
-                }
-                active.text.push_str(&text);
-                send(
-                    &self.app,
-                    ws,
-                    ServerFrame::Delta {
+    /// Handles `first` and every step of the reply already waiting behind it. Their `delta`
+    /// frames (one per step, as before) are written together with one flush: a frame per
+    /// write call cost a syscall and a TCP segment each. The reply's first delta is never held
+    /// back: it goes out at once, so batching adds nothing to the time to first delta.
+    async fn on_steps(&mut self, ws: &mut WebSocket, first: Step) -> Result<(), End> {
+        let mut step = first;
+        loop {
+            let Some(active) = self.active.as_mut() else {
+                return flush(ws).await;
+            };
+            match step {
+                Step::Delta(text) => {
+                    let first = active.text.is_empty();
+                    if first {
+                        self.app.metrics.first_token(active.started.elapsed());
+                    }
+                    active.text.push_str(&text);
+                    let frame = ServerFrame::Delta {
                         id: active.id.to_string(),
                         text,
-                    },
-                )
-                .await
+                    };
+                    if first {
+                        send(&self.app, ws, frame).await?;
+                    } else {
+                        feed(ws, frame).await?;
+                    }
+                }
+                Step::Usage(prompt, completion) => active.usage = Some((prompt, completion)),
+                Step::End | Step::Failed(_) => {
+                    // Everything fed so far goes out before the reply is committed or refused.
+                    flush(ws).await?;
+                    return self.on_step(ws, step).await;
+                }
             }
-            Step::Usage(prompt, completion) => {
-                active.usage = Some((prompt, completion));
-                Ok(())
+            let mut next = active.steps.next().now_or_never();
+            if next.is_none() {
+                // One turn of the scheduler lets the upstream reader hand over the rest of what
+                // it has already received, so a burst leaves in one write instead of several.
+                tokio::task::yield_now().await;
+                next = active.steps.next().now_or_never();
             }
+            match next {
+                Some(next) => step = next.unwrap_or(Step::End),
+                None => return flush(ws).await,
+            }
+        }
+    }
+
+    /// The end of a reply (committed, or failed upstream); deltas and usage are taken by
+    /// [`on_steps`](Self::on_steps).
+    async fn on_step(&mut self, ws: &mut WebSocket, step: Step) -> Result<(), End> {
+        match step {
+            Step::Delta(_) | Step::Usage(..) => Ok(()),
             Step::End => {
                 let Some(active) = self.active.take() else {
                     return Ok(());
@@ -657,15 +689,15 @@ impl Session {
                     "replied",
                     None,
                 );
-                let text = self.settings.redaction.for_store(&active.text).into_owned();
-                let event = Event::Message {
-                    conversation: active.conversation.to_string(),
-                    message: message.to_string(),
-                    role: "assistant",
-                    at: crate::db::now_ms(),
-                    text,
-                };
-                self.app.webhooks.emit(&self.tenant, event);
+                self.app
+                    .webhooks
+                    .emit_with(&self.tenant, || Event::Message {
+                        conversation: active.conversation.to_string(),
+                        message: message.to_string(),
+                        role: "assistant",
+                        at: crate::db::now_ms(),
+                        text: self.settings.redaction.for_store(&active.text).into_owned(),
+                    });
                 send(
                     &self.app,
                     ws,
@@ -905,6 +937,17 @@ fn frame_messages(messages: Vec<StoredMessage>) -> Vec<FrameMessage> {
             at: db::format_time(m.at),
         })
         .collect()
+}
+
+/// Queues a frame in the socket's write buffer without flushing it.
+async fn feed(ws: &mut WebSocket, frame: ServerFrame) -> Result<(), End> {
+    ws.feed(Message::Text(frame.to_json().into()))
+        .await
+        .map_err(|_| "write failed")
+}
+
+async fn flush(ws: &mut WebSocket) -> Result<(), End> {
+    SinkExt::flush(ws).await.map_err(|_| "write failed")
 }
 
 /// Sends one frame; every `error` frame is counted by its code for `/metrics`.

@@ -193,5 +193,7 @@ pub fn copy_all(from: &Connection, to: &Connection) -> Result<Removed> {
 
 /// Whether the tenant has any document (a cheap check before searching).
 pub fn has_documents(conn: &Connection) -> Result<bool> {
-    Ok(conn.query_row("SELECT EXISTS (SELECT 1 FROM documents)", [], |r| r.get(0))?)
+    Ok(conn
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM documents)")?
+        .query_row([], |r| r.get(0))?)
 }

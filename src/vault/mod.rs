@@ -1,7 +1,9 @@
 //! Per-tenant SQLCipher files: the bounded set of open files, creating a tenant's file, instant
 //! purge and crypto-shredding delete. Every call reaches a tenant's file through that tenant's
-//! single [`WorkerHandle`], so writes and purges on one tenant are strictly ordered.
+//! single [`WorkerHandle`](crate::db::WorkerHandle), so writes and purges on one tenant are
+//! strictly ordered.
 
+mod closer;
 mod erase;
 pub mod history;
 mod install;
@@ -19,10 +21,11 @@ use rusqlite::Connection;
 
 use crate::crypto::DbKey;
 use crate::datadir::{self, DataDir};
-use crate::db::{self, OpenMode, Worker, WorkerHandle};
+use crate::db::{self, OpenMode, Worker};
 use crate::domain::TenantId;
 use crate::error::Result;
 use crate::keyring::Keyring;
+use closer::{Closer, Exited, TenantWorker};
 
 pub use purge::PurgeReport;
 
@@ -36,6 +39,8 @@ struct Inner {
     dir: DataDir,
     keyring: Keyring,
     handles: Mutex<Handles>,
+    /// Closes the workers of evicted and forgotten tenants, off the runtime and the lock.
+    closer: Arc<Closer>,
     open_file: OpenFile,
     /// How long a tenant's write batch waits for more writes to join it (0: no wait).
     commit_gather: std::time::Duration,
@@ -50,11 +55,24 @@ pub const DEFAULT_COMMIT_GATHER: std::time::Duration = std::time::Duration::ZERO
 /// plain-SQLite baseline ([`Vault::plaintext_for_benchmarks`]).
 type OpenFile = fn(&std::path::Path, &DbKey, OpenMode) -> Result<Connection>;
 
-/// Open tenant files: an LRU of at most `capacity` handles, plus weak references to evicted
-/// handles still in use by a caller, so a tenant never has two workers at once.
+/// Open tenant files: an LRU of at most `capacity` handles, plus, per tenant, its latest worker:
+/// a weak reference (an evicted worker still in use by a caller is taken back, not doubled) and
+/// the signal of its exit (a new worker waits for it), so a tenant never has two at once.
 struct Handles {
-    lru: LruCache<TenantId, Arc<WorkerHandle>>,
-    live: HashMap<TenantId, Weak<WorkerHandle>>,
+    lru: LruCache<TenantId, Arc<TenantWorker>>,
+    live: HashMap<TenantId, Live>,
+}
+
+struct Live {
+    worker: Weak<TenantWorker>,
+    exited: Arc<Exited>,
+}
+
+impl Live {
+    /// Still serving, or still closing its file.
+    fn is_open(&self) -> bool {
+        self.worker.strong_count() > 0 || !self.exited.is_done()
+    }
 }
 
 impl Vault {
@@ -81,6 +99,7 @@ impl Vault {
                 dir,
                 keyring,
                 handles: Mutex::new(handles),
+                closer: Closer::start(),
                 open_file,
                 commit_gather: DEFAULT_COMMIT_GATHER,
             }),
@@ -122,11 +141,16 @@ impl Vault {
         self.handle(tenant)?.exclusive(f).await
     }
 
-    /// How many tenant files are open right now.
+    /// How many tenant files the vault holds open right now (a file whose worker was evicted
+    /// and is being closed in the background, at most a few dozen, is not counted).
     pub fn open_files(&self) -> usize {
         let mut handles = self.lock();
-        handles.live.retain(|_, weak| weak.strong_count() > 0);
-        handles.live.len()
+        handles.live.retain(|_, live| live.is_open());
+        handles
+            .live
+            .values()
+            .filter(|live| live.worker.strong_count() > 0)
+            .count()
     }
 
     /// Creates the tenant's file under a fresh DEK (stored wrapped in the keyring). A file left
@@ -165,48 +189,82 @@ impl Vault {
         Ok(self.inner.keyring.get_blocking(tenant)?.dek)
     }
 
-    /// Forgets any open handle of the tenant (its worker stops once idle).
+    /// Forgets any open handle of the tenant (its worker stops once idle); the next call opens
+    /// the file afresh, once that worker has closed it.
     fn forget(&self, tenant: &TenantId) {
-        let mut handles = self.lock();
-        handles.lru.pop(tenant);
-        handles.live.remove(tenant);
+        let forgotten = {
+            let mut handles = self.lock();
+            if let Some(live) = handles.live.get_mut(tenant) {
+                live.worker = Weak::new();
+            }
+            handles.lru.pop(tenant)
+        };
+        // Dropped after the lock: the last handle of a worker hands it to the closer.
+        drop(forgotten);
     }
 
-    fn handle(&self, tenant: &TenantId) -> Result<Arc<WorkerHandle>> {
+    fn handle(&self, tenant: &TenantId) -> Result<Arc<TenantWorker>> {
         let mut handles = self.lock();
         if let Some(handle) = handles.lru.get(tenant).filter(|h| !h.has_failed()) {
             return Ok(handle.clone());
         }
-        if let Some(handle) = handles
+        let (handle, evicted) = match handles
             .live
             .get(tenant)
-            .and_then(Weak::upgrade)
+            .and_then(|live| live.worker.upgrade())
             .filter(|h| !h.has_failed())
         {
-            handles.lru.put(tenant.clone(), handle.clone());
-            return Ok(handle);
-        }
-        let handle = Arc::new(self.spawn_worker(tenant)?);
-        handles.lru.put(tenant.clone(), handle.clone());
-        handles.live.insert(tenant.clone(), Arc::downgrade(&handle));
-        if handles.live.len() > 2 * handles.lru.cap().get() {
-            handles.live.retain(|_, weak| weak.strong_count() > 0);
-        }
+            Some(handle) => {
+                let evicted = handles.lru.push(tenant.clone(), handle.clone());
+                (handle, evicted)
+            }
+            None => {
+                let previous = handles.live.get(tenant).map(|live| live.exited.clone());
+                let handle = Arc::new(self.spawn_worker(tenant, previous)?);
+                let evicted = handles.lru.push(tenant.clone(), handle.clone());
+                let live = Live {
+                    worker: Arc::downgrade(&handle),
+                    exited: handle.exited().clone(),
+                };
+                handles.live.insert(tenant.clone(), live);
+                if handles.live.len() > 2 * handles.lru.cap().get() {
+                    handles.live.retain(|_, live| live.is_open());
+                }
+                (handle, evicted)
+            }
+        };
+        // Never under the lock: dropping the last handle of the evicted worker hands it to the
+        // closer, and nothing else waits for that file to close.
+        drop(handles);
+        drop(evicted);
         Ok(handle)
     }
 
-    fn spawn_worker(&self, tenant: &TenantId) -> Result<WorkerHandle> {
+    /// Starts a tenant's worker; it opens the file only once `previous` (the tenant's last
+    /// worker, if any) has closed it.
+    fn spawn_worker(
+        &self,
+        tenant: &TenantId,
+        previous: Option<Arc<Exited>>,
+    ) -> Result<TenantWorker> {
         let (dir, keyring, id) = (
             self.inner.dir.clone(),
             self.inner.keyring.clone(),
             tenant.clone(),
         );
         let open_file = self.inner.open_file;
-        Worker::spawn_gathering(
+        let handle = Worker::spawn_gathering(
             format!("tenant:{tenant}"),
             self.inner.commit_gather,
-            move || open_tenant(&dir, &keyring, &id, open_file),
-        )
+            move || {
+                if let Some(previous) = previous {
+                    previous.wait();
+                }
+                open_tenant(&dir, &keyring, &id, open_file)
+            },
+        )?;
+        let exited = Arc::new(Exited::default());
+        Ok(TenantWorker::new(handle, exited, self.inner.closer.clone()))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Handles> {

@@ -70,21 +70,18 @@ pub fn create_conversation(
     token_hash: &[u8],
     at: i64,
 ) -> Result<()> {
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO conversations (id, token_hash, started_at, last_at) VALUES (?1, ?2, ?3, ?3)",
-        params![id.as_str(), token_hash, at],
-    )?;
+    )?
+    .execute(params![id.as_str(), token_hash, at])?;
     Ok(())
 }
 
 /// The stored hash of a conversation's resume token.
 pub fn token_hash(conn: &Connection, id: &ConversationId) -> Result<Option<Vec<u8>>> {
     Ok(conn
-        .query_row(
-            "SELECT token_hash FROM conversations WHERE id = ?1",
-            [id.as_str()],
-            |r| r.get(0),
-        )
+        .prepare_cached("SELECT token_hash FROM conversations WHERE id = ?1")?
+        .query_row([id.as_str()], |r| r.get(0))
         .optional()?)
 }
 
@@ -95,22 +92,28 @@ pub fn insert_message(conn: &Connection, msg: &NewMessage<'_>) -> Result<Inserte
     {
         return Ok(Inserted::Duplicate(existing));
     }
+    insert_new_message(conn, msg).map(Inserted::New)
+}
+
+/// Stores a message whose submit id the caller has already looked up and found new (the
+/// `UNIQUE (conversation_id, submit_id)` constraint still refuses a duplicate).
+pub fn insert_new_message(conn: &Connection, msg: &NewMessage<'_>) -> Result<MessageId> {
     let id = MessageId::generate();
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO messages (id, conversation_id, role, text, at, submit_id, reply_to, tokens)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        params![
-            id.as_str(),
-            msg.conversation.as_str(),
-            msg.role.as_str(),
-            msg.text,
-            msg.at,
-            msg.submit_id.map(SubmitId::as_str),
-            msg.reply_to.map(MessageId::as_str),
-            msg.tokens
-        ],
-    )?;
-    Ok(Inserted::New(id))
+    )?
+    .execute(params![
+        id.as_str(),
+        msg.conversation.as_str(),
+        msg.role.as_str(),
+        msg.text,
+        msg.at,
+        msg.submit_id.map(SubmitId::as_str),
+        msg.reply_to.map(MessageId::as_str),
+        msg.tokens
+    ])?;
+    Ok(id)
 }
 
 pub fn find_by_submit(
@@ -119,11 +122,8 @@ pub fn find_by_submit(
     submit: &SubmitId,
 ) -> Result<Option<MessageId>> {
     let id: Option<String> = conn
-        .query_row(
-            "SELECT id FROM messages WHERE conversation_id = ?1 AND submit_id = ?2",
-            [conversation.as_str(), submit.as_str()],
-            |r| r.get(0),
-        )
+        .prepare_cached("SELECT id FROM messages WHERE conversation_id = ?1 AND submit_id = ?2")?
+        .query_row([conversation.as_str(), submit.as_str()], |r| r.get(0))
         .optional()?;
     Ok(id.and_then(|id| MessageId::parse(&id)))
 }
@@ -131,11 +131,10 @@ pub fn find_by_submit(
 /// The stored reply to a visitor message, if one was committed.
 pub fn reply_to(conn: &Connection, visitor_message: &MessageId) -> Result<Option<StoredMessage>> {
     Ok(conn
-        .query_row(
+        .prepare_cached(
             "SELECT id, role, text, at FROM messages WHERE reply_to = ?1 ORDER BY seq LIMIT 1",
-            [visitor_message.as_str()],
-            read_message,
-        )
+        )?
+        .query_row([visitor_message.as_str()], read_message)
         .optional()?)
 }
 
@@ -177,10 +176,8 @@ pub fn conversation(conn: &Connection, id: &ConversationId) -> Result<Option<Con
 /// Stores advisory safety flags beside a message.
 pub fn set_flags(conn: &Connection, message: &MessageId, flags: &[String]) -> Result<()> {
     let json = serde_json::to_string(flags).unwrap_or_default();
-    conn.execute(
-        "UPDATE messages SET flags = ?2 WHERE id = ?1",
-        params![message.as_str(), json],
-    )?;
+    conn.prepare_cached("UPDATE messages SET flags = ?2 WHERE id = ?1")?
+        .execute(params![message.as_str(), json])?;
     Ok(())
 }
 
@@ -198,11 +195,11 @@ pub fn flags_of(conn: &Connection, message: &str) -> Result<Option<Vec<String>>>
 
 /// How many visitor messages a conversation holds.
 pub fn visitor_turns(conn: &Connection, conversation: &ConversationId) -> Result<i64> {
-    Ok(conn.query_row(
-        "SELECT count(*) FROM messages WHERE conversation_id = ?1 AND role = 'visitor'",
-        [conversation.as_str()],
-        |r| r.get(0),
-    )?)
+    Ok(conn
+        .prepare_cached(
+            "SELECT count(*) FROM messages WHERE conversation_id = ?1 AND role = 'visitor'",
+        )?
+        .query_row([conversation.as_str()], |r| r.get(0))?)
 }
 
 /// Deletes a conversation and (by cascade) its messages and their index entries.
@@ -225,10 +222,12 @@ pub fn totals(conn: &Connection) -> Result<Totals> {
 
 /// Adds to one day's usage counters.
 pub fn add_usage(conn: &Connection, delta: &DailyUsage) -> Result<()> {
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO usage_daily (day, messages, replies, tokens_in, tokens_out) VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT (day) DO UPDATE SET messages = messages + ?2, replies = replies + ?3,
              tokens_in = tokens_in + ?4, tokens_out = tokens_out + ?5",
+    )?
+    .execute(
         params![delta.day, delta.messages, delta.replies, delta.tokens_in, delta.tokens_out],
     )?;
     Ok(())
@@ -236,11 +235,10 @@ pub fn add_usage(conn: &Connection, delta: &DailyUsage) -> Result<()> {
 
 pub fn usage_on(conn: &Connection, day: &str) -> Result<DailyUsage> {
     Ok(conn
-        .query_row(
+        .prepare_cached(
             "SELECT day, messages, replies, tokens_in, tokens_out FROM usage_daily WHERE day = ?1",
-            [day],
-            read_usage,
-        )
+        )?
+        .query_row([day], read_usage)
         .optional()?
         .unwrap_or_else(|| DailyUsage {
             day: day.to_owned(),

@@ -199,3 +199,29 @@ async fn a_deleted_tenant_is_gone_with_its_key_and_files() {
     let keyring = Arc::new(f.vault.keyring().clone());
     assert!(keyring.tenant_ids().await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn tenants_reopened_while_their_evicted_file_is_closing_lose_no_write() {
+    // One open file for two tenants: every call evicts the other tenant, whose file is closed in
+    // the background while the next call may already reopen it.
+    let f = fixture(1);
+    let (a, b) = (tenant("ta"), tenant("tb"));
+    create(&f.vault, &a).await;
+    create(&f.vault, &b).await;
+    let mut writers = Vec::new();
+    for w in 0..4 {
+        let (vault, a, b) = (f.vault.clone(), a.clone(), b.clone());
+        writers.push(tokio::spawn(async move {
+            for i in 0..25 {
+                let id = if (w + i) % 2 == 0 { &a } else { &b };
+                insert(&vault, id, &format!("w{w} m{i}")).await.unwrap();
+            }
+        }));
+    }
+    for w in writers {
+        w.await.unwrap();
+    }
+    assert_eq!(totals(&f.vault, &a).await.messages, 50);
+    assert_eq!(totals(&f.vault, &b).await.messages, 50);
+    assert!(f.vault.open_files() <= 1 + 1);
+}

@@ -142,6 +142,27 @@ async fn message_and_erase_events_are_signed_and_carry_no_text_by_default() {
 }
 
 #[tokio::test]
+async fn a_webhook_set_after_messages_without_one_receives_the_next_events() {
+    let app = spawn_app().await;
+    let (url, received) = receiver().await;
+    let mut widget = app.widget().await;
+    // Events of a tenant without an endpoint are dropped (and the server remembers that it
+    // has none); setting one must bring its events back.
+    widget.exchange("before", "no webhook yet").await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let secret = set_webhook(&app, &url, false).await;
+    widget.exchange("after", "with a webhook").await;
+    let requests = wait_for(&received, 2).await;
+    assert_eq!(requests.len(), 2, "the visitor message and the reply");
+    for (headers, body) in &requests {
+        assert_eq!(
+            verify(headers, body, &secret)["event"],
+            "conversation.message"
+        );
+    }
+}
+
+#[tokio::test]
 async fn text_is_included_only_when_the_tenant_opts_in() {
     let app = spawn_app().await;
     let (url, received) = receiver().await;

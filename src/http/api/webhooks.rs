@@ -84,6 +84,7 @@ pub async fn set(
         .catalog
         .call(move |c| webhooks::set(c, &tenant, &stored))
         .await?;
+    app.webhooks.endpoint_set(&auth.tenant);
     app.store
         .audit(
             &auth.tenant,

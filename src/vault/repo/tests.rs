@@ -186,3 +186,14 @@ fn stored_token_hashes_come_back() {
             .is_none()
     );
 }
+
+#[test]
+fn an_unchecked_insert_of_a_stored_submit_id_is_refused_by_the_schema() {
+    let (_dir, conn) = tenant_file();
+    let conv = ConversationId::generate();
+    create_conversation(&conn, &conv, &hash_secret(&random_token()), 10).unwrap();
+    let submit = SubmitId::parse("once").unwrap();
+    insert_new_message(&conn, &visitor(&conv, "first", &submit, 11)).unwrap();
+    assert!(insert_new_message(&conn, &visitor(&conv, "again", &submit, 12)).is_err());
+    assert_eq!(all_messages(&conn, &conv).unwrap().len(), 1);
+}
