@@ -20,6 +20,8 @@ use chatvault::vault::{Vault, repo, schema};
 use rusqlite::{Connection, params};
 use serde_json::{Value, json};
 
+#[path = "support/fill.rs"]
+mod fill;
 #[path = "support/stats.rs"]
 mod stats;
 #[path = "support/text.rs"]
@@ -506,7 +508,7 @@ async fn build_tenants(
         vault_c.create_tenant_blocking(&first_c)?;
         let dek = vault_c.tenant_key_blocking(&first_c)?;
         let mut conn = db::open_encrypted(&template, &dek, OpenMode::Existing)?;
-        fill_tenant_file(&mut conn, size)?;
+        fill::fill_tenant_file(&mut conn, size)?;
         conn.close().map_err(|(_, e)| e)?;
         Ok(dek)
     })
@@ -525,38 +527,6 @@ async fn build_tenants(
     })
     .await??;
     Ok(ids)
-}
-
-/// `size` messages in conversations of 20, in one transaction with prepared statements.
-fn fill_tenant_file(conn: &mut Connection, size: usize) -> Result<()> {
-    let tx = conn.transaction()?;
-    {
-        let mut conv = tx.prepare(
-            "INSERT INTO conversations (id, token_hash, started_at, last_at) VALUES (?1, ?2, ?3, ?3)",
-        )?;
-        let mut msg = tx.prepare(
-            "INSERT INTO messages (id, conversation_id, role, text, at, submit_id, tokens)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 40)",
-        )?;
-        for n in 0..size {
-            let c = format!("c{:08}", n / 20);
-            if n % 20 == 0 {
-                conv.execute(params![c, [0u8; 32], n as i64])?;
-            }
-            let role = if n % 2 == 0 { "visitor" } else { "assistant" };
-            let submit = (n % 2 == 0).then(|| format!("s{n}"));
-            msg.execute(params![
-                format!("m{n:08}"),
-                c,
-                role,
-                text::message(n as u64),
-                n as i64,
-                submit
-            ])?;
-        }
-    }
-    tx.commit()?;
-    Ok(())
 }
 
 const SHARED_TABLE: &str = "
