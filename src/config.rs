@@ -47,6 +47,8 @@ pub struct ServerConfig {
     pub llm: LlmConfig,
     /// Tenant files kept open at once (LRU).
     pub max_open_tenants: usize,
+    /// Whether each tenant commit is fsynced (`full`, the default) or only reaches the OS.
+    pub durability: crate::db::Durability,
     /// Proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<IpNet>,
     /// WebSocket handshakes per client IP per minute (also the burst).
@@ -99,6 +101,7 @@ impl Default for ServerConfig {
                 breaker_cooldown: Duration::from_secs(30),
             },
             max_open_tenants: 256,
+            durability: crate::db::Durability::Full,
             trusted_proxies: Vec::new(),
             handshakes_per_minute: 60,
             history_budget_tokens: 2000,

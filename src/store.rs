@@ -34,11 +34,21 @@ impl Store {
     /// Opens the data directory; the catalog is opened first so a wrong master key touches nothing.
     /// A master key rotation that a crash interrupted is completed or discarded first.
     pub fn open(dir: DataDir, master: &MasterKey, max_open_tenants: usize) -> Result<Self> {
+        Self::open_with(dir, master, max_open_tenants, crate::db::Durability::Full)
+    }
+
+    /// [`open`](Self::open) with the operator's choice of commit durability for tenant files.
+    pub fn open_with(
+        dir: DataDir,
+        master: &MasterKey,
+        max_open_tenants: usize,
+        durability: crate::db::Durability,
+    ) -> Result<Self> {
         crate::rotation::recover(&dir)?;
         let catalog = Catalog::open(&dir, master)?;
         let keyring = Keyring::open(&dir, master)?;
         dir.empty_trash();
-        let vault = Vault::new(dir.clone(), keyring, max_open_tenants);
+        let vault = Vault::new(dir.clone(), keyring, max_open_tenants).with_durability(durability);
         Ok(Self {
             dir,
             catalog,

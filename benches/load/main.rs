@@ -7,7 +7,8 @@
 //! `cargo bench --bench load` (full) or `cargo bench --bench load -- --quick` (CI-size).
 //! Options: `--tokens N` (20), `--token-delay-us N` (0), `--connections N` (256),
 //! `--messages N`, `--gather-us N` (1000: extra gateway runs with a commit gather; 0 skips),
-//! `--rounds N` (3; peak runs rotate over the variants N times, medians reported), `--only …`. Prints tables and writes `<target-dir>/bench/load.json`. Numbers only.
+//! `--rounds N` (3; peak runs rotate over the variants N times, medians reported), `--only …`,
+//! `--durability full|normal` (tenant commits fsynced one by one, the default, or not). Prints tables and writes `<target-dir>/bench/load.json`. Numbers only.
 
 #[path = "../support/stats.rs"]
 mod stats;
@@ -37,6 +38,8 @@ pub struct Plan {
     pub gather_us: u64,
     /// Rounds of the peak runs (each variant once per round; the median is reported).
     pub rounds: usize,
+    /// Tenant commit durability in the server children: `full` (the default) or `normal`.
+    pub durability: String,
     pub dir: std::path::PathBuf,
 }
 
@@ -65,13 +68,17 @@ fn main() -> Result<()> {
         probes: if quick { 100 } else { 500 },
         gather_us: arg(&args, "--gather-us", 1_000),
         rounds: arg(&args, "--rounds", if quick { 1 } else { 3 }),
+        durability: arg(&args, "--durability", "full".to_owned()),
         dir: tmp.path().to_owned(),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     let mode = if quick { "quick" } else { "full" };
-    println!("chatvault load benchmark ({mode})");
+    println!(
+        "chatvault load benchmark ({mode}, durability {})",
+        plan.durability
+    );
     let machine = stats::machine();
     let report = runtime.block_on(async {
         let peak = scenarios::peak(&plan).await?;
@@ -98,7 +105,8 @@ fn main() -> Result<()> {
             "plan": {"tokens": plan.tokens, "token_delay_us": plan.token_delay_us,
                 "connections": plan.connections, "messages": plan.messages,
                 "peak_tenants": plan.peak_tenants, "idle_sockets": plan.idle_sockets,
-                "tenants": plan.tenants, "max_open_tenants": plan.max_open, "probes": plan.probes},
+                "tenants": plan.tenants, "max_open_tenants": plan.max_open, "probes": plan.probes,
+                "durability": plan.durability},
             "peak": peak, "half_load": half, "idle": idle, "cold": cold,
         }))
     })?;

@@ -181,9 +181,12 @@ async fn server(args: &[String]) -> Result<()> {
         Vault::new(data.clone(), keyring, max_open)
     };
     let gather = Duration::from_micros(arg(args, "--gather-us", 0));
+    let durability =
+        chatvault::db::Durability::parse(&arg::<String>(args, "--durability", "full".into()))
+            .context("--durability is full or normal")?;
     let store = Store {
         catalog,
-        vault: vault.with_commit_gather(gather),
+        vault: vault.with_commit_gather(gather).with_durability(durability),
         dir: data,
     };
     let count: usize = arg(args, "--tenants", 1);

@@ -60,6 +60,8 @@ fn server_gathering(
         &keys.display().to_string(),
         "--gather-us",
         &gather_us.to_string(),
+        "--durability",
+        &plan.durability,
     ]
     .map(str::to_owned);
     // Creating 10,000 tenants (a file, a DEK and catalog rows each) takes a while.

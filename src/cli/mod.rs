@@ -142,9 +142,18 @@ impl GlobalArgs {
 
     /// Opens the data directory with the master key.
     pub fn open_store(&self, max_open_tenants: usize) -> Result<Store> {
+        self.open_store_with(max_open_tenants, crate::db::Durability::Full)
+    }
+
+    /// [`open_store`](Self::open_store) with a commit durability for tenant files (`serve`).
+    pub fn open_store_with(
+        &self,
+        max_open_tenants: usize,
+        durability: crate::db::Durability,
+    ) -> Result<Store> {
         let master = MasterKey::load(&self.master_key_source())?;
         let dir = DataDir::open(&self.data_dir)?;
-        Store::open(dir, &master, max_open_tenants)
+        Store::open_with(dir, &master, max_open_tenants, durability)
     }
 
     /// [`open_store`](Self::open_store), also handing back the master key.

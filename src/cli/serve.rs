@@ -38,6 +38,11 @@ pub struct ServeArgs {
     /// Tenant files kept open at once. [default: 256]
     #[arg(long, env = "CHATVAULT_MAX_OPEN_TENANTS")]
     pub max_open_tenants: Option<usize>,
+    /// full: every tenant commit is fsynced before `accepted` (survives power loss); normal:
+    /// commits reach the OS and are fsynced at checkpoints (survives a crash of chatvault, a power
+    /// loss can take the last ones). [default: full]
+    #[arg(long, env = "CHATVAULT_DURABILITY", value_parser = ["full", "normal"])]
+    pub durability: Option<String>,
     /// WebSocket handshakes allowed per client IP per minute. [default: 60]
     #[arg(long, env = "CHATVAULT_HANDSHAKES_PER_MINUTE")]
     pub handshakes_per_minute: Option<u32>,
@@ -152,6 +157,13 @@ impl ServeArgs {
             config.trusted_proxies = self.trusted_proxies.clone();
         }
         set(&mut config.max_open_tenants, &self.max_open_tenants);
+        if let Some(durability) = self
+            .durability
+            .as_deref()
+            .and_then(crate::db::Durability::parse)
+        {
+            config.durability = durability;
+        }
         set(
             &mut config.handshakes_per_minute,
             &self.handshakes_per_minute,
@@ -191,7 +203,13 @@ pub fn refuse(problems: Vec<String>) -> Error {
 pub async fn run(global: &GlobalArgs, args: ServeArgs) -> Result<()> {
     let (config, global) = args.resolve(global).map_err(refuse)?;
     let global = &global;
-    let store = global.open_store(config.max_open_tenants)?;
+    let store = global.open_store_with(config.max_open_tenants, config.durability)?;
+    if config.durability != crate::db::Durability::Full {
+        tracing::warn!(
+            durability = config.durability.as_str(),
+            "tenant commits are not fsynced one by one: a power loss can take the last ones"
+        );
+    }
     let listener = bind(config.bind).await?;
     serve_until_signal(store, config, listener).await
 }

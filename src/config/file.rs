@@ -34,6 +34,7 @@ pub struct FileConfig {
     pub cluster_secret_file: Option<PathBuf>,
     pub trusted_proxies: Option<Vec<String>>,
     pub max_open_tenants: Option<usize>,
+    pub durability: Option<String>,
     pub handshakes_per_minute: Option<u32>,
     pub http_requests_per_minute: Option<u32>,
     pub max_sockets: Option<usize>,
@@ -158,6 +159,12 @@ impl FileConfig {
             }
         }
         set_some(&mut config.max_open_tenants, self.max_open_tenants);
+        if let Some(raw) = &self.durability {
+            match crate::db::Durability::parse(raw) {
+                Some(durability) => config.durability = durability,
+                None => p.problem(format!("durability: `{raw}` is not one of full, normal")),
+            }
+        }
         if let Some(path) = &self.cluster_secret_file {
             config.cluster_secret_file = Some(path.clone());
         }

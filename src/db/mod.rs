@@ -86,6 +86,36 @@ pub fn open_plaintext_for_benchmarks(
     Ok(conn)
 }
 
+/// How hard a tenant file's commits hold on to the disk.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Durability {
+    /// `synchronous = FULL`: every commit is fsynced before `accepted` is sent. Survives power
+    /// loss. The default.
+    #[default]
+    Full,
+    /// `synchronous = NORMAL` (WAL): commits reach the OS, fsynced at checkpoints. Survives a
+    /// crash or kill of chatvault; a power loss or kernel crash can take the last commits (never
+    /// corrupts). Opt-in, for operators who trade that for latency.
+    Normal,
+}
+
+impl Durability {
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "full" => Some(Self::Full),
+            "normal" => Some(Self::Normal),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Full => "full",
+            Self::Normal => "normal",
+        }
+    }
+}
+
 fn apply_pragmas(conn: &Connection) -> Result<()> {
     conn.execute_batch(&format!(
         "PRAGMA journal_mode = WAL;

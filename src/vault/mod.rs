@@ -52,8 +52,23 @@ struct Inner {
 pub const DEFAULT_COMMIT_GATHER: std::time::Duration = std::time::Duration::ZERO;
 
 /// How tenant files are opened: always [`db::open_encrypted`], except in the benchmarks'
-/// plain-SQLite baseline ([`Vault::plaintext_for_benchmarks`]).
-type OpenFile = fn(&std::path::Path, &DbKey, OpenMode) -> Result<Connection>;
+/// plain-SQLite baseline ([`Vault::plaintext_for_benchmarks`]); then `synchronous = NORMAL` when
+/// the operator chose [`db::Durability::Normal`].
+#[derive(Clone, Copy)]
+struct OpenFile {
+    open: fn(&std::path::Path, &DbKey, OpenMode) -> Result<Connection>,
+    durability: db::Durability,
+}
+
+impl OpenFile {
+    fn open(self, path: &std::path::Path, key: &DbKey, mode: OpenMode) -> Result<Connection> {
+        let conn = (self.open)(path, key, mode)?;
+        if self.durability == db::Durability::Normal {
+            conn.execute_batch("PRAGMA synchronous = NORMAL;")?;
+        }
+        Ok(conn)
+    }
+}
 
 /// Open tenant files: an LRU of at most `capacity` handles, plus, per tenant, its latest worker:
 /// a weak reference (an evicted worker still in use by a caller is taken back, not doubled) and
@@ -80,6 +95,16 @@ impl Vault {
         Self::with_opener(dir, keyring, max_open, db::open_encrypted)
     }
 
+    /// Sets how hard tenant commits hold on to the disk (see [`db::Durability`]); every tenant
+    /// file this vault opens, including after a purge, gets it. Takes effect only on a vault
+    /// not yet shared.
+    pub fn with_durability(mut self, durability: db::Durability) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.open_file.durability = durability;
+        }
+        self
+    }
+
     /// Benchmark-only: a vault whose tenant files are plain SQLite (same schema and pragmas, no
     /// key), the baseline that shows what encryption costs. No CLI flag or configuration reaches
     /// it; the server always uses [`Vault::new`].
@@ -88,7 +113,16 @@ impl Vault {
         Self::with_opener(dir, keyring, max_open, db::open_plaintext_for_benchmarks)
     }
 
-    fn with_opener(dir: DataDir, keyring: Keyring, max_open: usize, open_file: OpenFile) -> Self {
+    fn with_opener(
+        dir: DataDir,
+        keyring: Keyring,
+        max_open: usize,
+        open: fn(&std::path::Path, &DbKey, OpenMode) -> Result<Connection>,
+    ) -> Self {
+        let open_file = OpenFile {
+            open,
+            durability: db::Durability::Full,
+        };
         let capacity = NonZeroUsize::new(max_open.max(1)).unwrap_or(NonZeroUsize::MIN);
         let handles = Handles {
             lru: LruCache::new(capacity),
@@ -160,7 +194,10 @@ impl Vault {
         let path = self.inner.dir.tenant_path(tenant);
         datadir::remove_files(self.inner.dir.move_to_trash(&path)?);
         self.inner.keyring.insert_blocking(tenant, &dek)?;
-        let mut conn = (self.inner.open_file)(&path, &dek, OpenMode::CreateIfMissing)?;
+        let mut conn = self
+            .inner
+            .open_file
+            .open(&path, &dek, OpenMode::CreateIfMissing)?;
         db::migrate(&mut conn, schema::MIGRATIONS)?;
         Ok(())
     }
@@ -293,7 +330,7 @@ fn open_tenant(
     }
     let mut conn = match &entry.next {
         Some(next) => rekey::open_settling(&path, keyring, tenant, &entry.dek, next),
-        None => open_file(&path, &entry.dek, OpenMode::Existing),
+        None => open_file.open(&path, &entry.dek, OpenMode::Existing),
     }
     .map_err(|e| rekey::describe(tenant, e))?;
     db::migrate(&mut conn, schema::MIGRATIONS)?;

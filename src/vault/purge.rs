@@ -84,7 +84,7 @@ fn replace_file(
     let moved = dir.move_to_trash(&path)?;
     std::fs::rename(&carry, &path)?;
     datadir::sync_dir(dir.root())?;
-    let mut fresh = open_file(&path, &dek, OpenMode::Existing)?;
+    let mut fresh = open_file.open(&path, &dek, OpenMode::Existing)?;
     db::migrate(&mut fresh, schema::MIGRATIONS)?;
     *conn = fresh;
     keyring.clear_pending_blocking(tenant)?;
@@ -110,7 +110,7 @@ fn carry_documents(
     dek: &DbKey,
     open_file: super::OpenFile,
 ) -> Result<()> {
-    let mut fresh = open_file(carry, dek, OpenMode::CreateIfMissing)?;
+    let mut fresh = open_file.open(carry, dek, OpenMode::CreateIfMissing)?;
     db::migrate(&mut fresh, schema::MIGRATIONS)?;
     let tx = fresh.transaction()?;
     knowledge::repo::copy_all(conn, &tx)?;
@@ -133,13 +133,13 @@ pub(super) fn finish_interrupted(
         datadir::remove_files(dir.move_to_trash(path)?);
         std::fs::rename(&carry, path)?;
         datadir::sync_dir(dir.root())?;
-        return open_file(path, dek, OpenMode::Existing);
+        return open_file.open(path, dek, OpenMode::Existing);
     }
-    if let Ok(conn) = open_file(path, dek, OpenMode::Existing) {
+    if let Ok(conn) = open_file.open(path, dek, OpenMode::Existing) {
         return Ok(conn);
     }
     datadir::remove_files(dir.move_to_trash(path)?);
-    open_file(path, dek, OpenMode::CreateIfMissing)
+    open_file.open(path, dek, OpenMode::CreateIfMissing)
 }
 
 /// Closes the connection (leaving a read-only in-memory placeholder in its place) without the

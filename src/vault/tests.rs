@@ -225,3 +225,34 @@ async fn tenants_reopened_while_their_evicted_file_is_closing_lose_no_write() {
     assert_eq!(totals(&f.vault, &b).await.messages, 50);
     assert!(f.vault.open_files() <= 1 + 1);
 }
+
+#[tokio::test]
+async fn the_chosen_durability_holds_for_every_tenant_file_and_survives_a_purge() {
+    async fn synchronous(vault: &Vault, id: &TenantId) -> i64 {
+        vault
+            .call(id, |c| {
+                Ok(c.query_row("PRAGMA synchronous", [], |r| r.get(0))?)
+            })
+            .await
+            .unwrap()
+    }
+    let full = fixture(4);
+    let acme = tenant("acme");
+    create(&full.vault, &acme).await;
+    assert_eq!(synchronous(&full.vault, &acme).await, 2, "FULL by default");
+
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = DataDir::open(tmp.path().join("tenants")).unwrap();
+    let keyring = Keyring::open(&dir, &MasterKey::generate()).unwrap();
+    let relaxed = Vault::new(dir, keyring, 4).with_durability(db::Durability::Normal);
+    create(&relaxed, &acme).await;
+    insert(&relaxed, &acme, "hello").await.unwrap();
+    assert_eq!(synchronous(&relaxed, &acme).await, 1, "NORMAL when chosen");
+    relaxed.purge(&acme).await.unwrap();
+    assert_eq!(synchronous(&relaxed, &acme).await, 1, "and after a purge");
+    assert_eq!(
+        db::Durability::parse("normal"),
+        Some(db::Durability::Normal)
+    );
+    assert_eq!(db::Durability::parse("off"), None);
+}

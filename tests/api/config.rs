@@ -266,3 +266,19 @@ fn a_cluster_secret_must_be_well_formed_private_and_never_inline() {
         "{report}"
     );
 }
+
+#[test]
+fn durability_is_full_or_normal() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = master_key();
+    let good = write(dir.path(), "good.toml", "durability = \"normal\"\n");
+    let (ok, report) = check(&good, &[("CHATVAULT_MASTER_KEY", &key)]);
+    assert!(ok, "{report}");
+    let bad = write(dir.path(), "bad.toml", "durability = \"sometimes\"\n");
+    let (ok, report) = check(&bad, &[("CHATVAULT_MASTER_KEY", &key)]);
+    assert!(!ok);
+    assert!(
+        report.to_string().contains("durability: `sometimes` is not one of full, normal"),
+        "{report}"
+    );
+}
