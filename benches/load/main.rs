@@ -8,7 +8,8 @@
 //! Options: `--tokens N` (20), `--token-delay-us N` (0), `--connections N` (256),
 //! `--messages N`, `--gather-us N` (1000: extra gateway runs with a commit gather; 0 skips),
 //! `--rounds N` (3; peak runs rotate over the variants N times, medians reported), `--only …`,
-//! `--durability full|normal` (tenant commits fsynced one by one, the default, or not). Prints tables and writes `<target-dir>/bench/load.json`. Numbers only.
+//! `--durability full|normal` (tenant commits fsynced one by one, the default, or not),
+//! `--think-ms N` (0: each peak client's pause between a reply and its next submit). Prints tables and writes `<target-dir>/bench/load.json`. Numbers only.
 
 #[path = "../support/stats.rs"]
 mod stats;
@@ -40,6 +41,8 @@ pub struct Plan {
     pub rounds: usize,
     /// Tenant commit durability in the server children: `full` (the default) or `normal`.
     pub durability: String,
+    /// Each peak-run client waits this long after a reply before its next submit.
+    pub think_ms: u64,
     pub dir: std::path::PathBuf,
 }
 
@@ -69,6 +72,7 @@ fn main() -> Result<()> {
         gather_us: arg(&args, "--gather-us", 1_000),
         rounds: arg(&args, "--rounds", if quick { 1 } else { 3 }),
         durability: arg(&args, "--durability", "full".to_owned()),
+        think_ms: arg(&args, "--think-ms", 0),
         dir: tmp.path().to_owned(),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -106,7 +110,7 @@ fn main() -> Result<()> {
                 "connections": plan.connections, "messages": plan.messages,
                 "peak_tenants": plan.peak_tenants, "idle_sockets": plan.idle_sockets,
                 "tenants": plan.tenants, "max_open_tenants": plan.max_open, "probes": plan.probes,
-                "durability": plan.durability},
+                "durability": plan.durability, "think_ms": plan.think_ms},
             "peak": peak, "half_load": half, "idle": idle, "cold": cold,
         }))
     })?;

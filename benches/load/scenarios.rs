@@ -159,7 +159,7 @@ async fn through_sockets(
     summarise(name, &outcome, Some((p, cores)), llm_cores)
 }
 
-/// 20-token replies at 256 sockets, closed loop, no think time: the gateway at peak next to
+/// 20-token replies at 256 sockets, closed loop (think time `--think-ms`, 0 by default): the gateway at peak next to
 /// its three baselines, and with a commit gather. The runs rotate (every variant once per round,
 /// `plan.rounds` rounds) so a change in background load hits all of them alike; each variant
 /// reports its median-throughput round.
@@ -167,15 +167,16 @@ pub async fn peak(plan: &Plan) -> Result<Value> {
     let load = Load {
         connections: plan.connections,
         messages: plan.messages,
-        think: Duration::ZERO,
+        think: Duration::from_millis(plan.think_ms),
         pace: None,
     };
     header(&format!(
-        "Peak: {} sockets × {} submits, {}-token replies, {} µs/token, {} tenants, {} rounds (latencies in ms)",
+        "Peak: {} sockets × {} submits, {}-token replies, {} µs/token, think {} ms, {} tenants, {} rounds (latencies in ms)",
         load.connections,
         load.messages,
         plan.tokens,
         plan.token_delay_us,
+        plan.think_ms,
         plan.peak_tenants,
         plan.rounds
     ));
