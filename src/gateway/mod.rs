@@ -65,8 +65,11 @@ pub async fn handshake(
         return Error::Forbidden("this origin is not allowed for this widget key".into())
             .into_response();
     }
-    let pass = match crate::domain::TenantId::parse(&tenant.id).and_then(|id| app.gates.enter(&id))
-    {
+    let tenant_id = match crate::domain::TenantId::parse(&tenant.id) {
+        Ok(id) => id,
+        Err(e) => return e.into_response(),
+    };
+    let pass = match app.gates.enter(&tenant_id) {
         Ok(pass) => pass,
         Err(e) => return e.into_response(),
     };
@@ -93,6 +96,9 @@ pub async fn handshake(
             };
         }
     };
+    // The widget connects only when the visitor sends, so the first frame is on its way: open the
+    // tenant's file while the upgrade and the hello travel.
+    app.store.vault.warm(&tenant_id);
     let sessions = app.sessions.clone();
     upgrade
         .max_message_size(TRANSPORT_LIMIT_BYTES)

@@ -166,6 +166,14 @@ impl Vault {
         self.handle(tenant)?.call(f).await
     }
 
+    /// Starts opening the tenant's file on its worker thread, without waiting: a widget socket
+    /// just connected, and its first frame will need the file.
+    pub fn warm(&self, tenant: &TenantId) {
+        if let Err(e) = self.handle(tenant) {
+            tracing::warn!(tenant = %tenant, error = %e, "could not open the tenant file ahead");
+        }
+    }
+
     /// Runs `f` alone on the tenant's connection, outside any transaction.
     pub async fn exclusive<T, F>(&self, tenant: &TenantId, f: F) -> Result<T>
     where
