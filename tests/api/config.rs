@@ -278,7 +278,9 @@ fn durability_is_full_or_normal() {
     let (ok, report) = check(&bad, &[("CHATVAULT_MASTER_KEY", &key)]);
     assert!(!ok);
     assert!(
-        report.to_string().contains("durability: `sometimes` is not one of full, normal"),
+        report
+            .to_string()
+            .contains("durability: `sometimes` is not one of full, normal"),
         "{report}"
     );
 }
