@@ -27,11 +27,16 @@ struct Shared {
     tenants: Mutex<HashMap<TenantId, Entry>>,
     /// Woken whenever someone leaves a frozen tenant.
     left: Notify,
+    /// Numbers every freeze, across tenants and entries that come and go.
+    freezes: std::sync::atomic::AtomicU64,
 }
 
 struct Entry {
     inside: usize,
     frozen: bool,
+    /// Which freeze this is (unique for the process), so an expiring lease never thaws a later
+    /// one.
+    generation: u64,
     /// Cancelled when the tenant freezes: sockets inside finish their reply, then close.
     leave: CancellationToken,
 }
@@ -41,6 +46,7 @@ impl Entry {
         Self {
             inside: 0,
             frozen: false,
+            generation: 0,
             leave: CancellationToken::new(),
         }
     }
@@ -106,13 +112,32 @@ impl Gates {
 
     /// Shuts the tenant's gate, asks everyone inside to leave, and waits (up to `within`) until
     /// they have. On timeout the tenant stays frozen; call [`thaw`](Self::thaw) to reopen it.
-    pub async fn freeze(&self, tenant: &TenantId, within: Duration) -> Result<()> {
-        {
+    /// The freeze is a lease: unless the tenant is thawed or released first, it reopens by
+    /// itself after `lease`, so a move whose driver died does not keep a tenant down.
+    pub async fn freeze(&self, tenant: &TenantId, within: Duration, lease: Duration) -> Result<()> {
+        let generation = {
             let mut tenants = self.lock();
             let entry = tenants.entry(tenant.clone()).or_insert_with(Entry::open);
             entry.frozen = true;
+            entry.generation = 1 + self
+                .shared
+                .freezes
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             entry.leave.cancel();
-        }
+            entry.generation
+        };
+        let (gates, id) = (self.clone(), tenant.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(lease).await;
+            let still = gates
+                .lock()
+                .get(&id)
+                .is_some_and(|e| e.frozen && e.generation == generation);
+            if still {
+                tracing::warn!(tenant = %id, "a move's freeze expired before its release; the tenant is open again");
+                gates.thaw(&id);
+            }
+        });
         let drained = async {
             loop {
                 let left = self.shared.left.notified();
@@ -170,7 +195,11 @@ mod tests {
 
         let freezing = tokio::spawn({
             let (gates, acme) = (gates.clone(), acme.clone());
-            async move { gates.freeze(&acme, Duration::from_secs(5)).await }
+            async move {
+                gates
+                    .freeze(&acme, Duration::from_secs(5), Duration::from_secs(60))
+                    .await
+            }
         });
         tokio::time::timeout(Duration::from_secs(1), inside.asked_to_leave())
             .await
@@ -197,10 +226,37 @@ mod tests {
         let acme = tenant("acme");
         let _stuck = gates.enter(&acme).unwrap();
         let err = gates
-            .freeze(&acme, Duration::from_millis(50))
+            .freeze(&acme, Duration::from_millis(50), Duration::from_secs(60))
             .await
             .unwrap_err();
         assert!(matches!(err, Error::Unavailable(_)));
         assert!(gates.is_frozen(&acme));
+    }
+
+    #[tokio::test]
+    async fn a_freeze_nobody_ends_expires_but_never_ends_a_later_one() {
+        let gates = Gates::default();
+        let acme = tenant("acme");
+        gates
+            .freeze(&acme, Duration::from_secs(1), Duration::from_millis(50))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert!(!gates.is_frozen(&acme), "the lease expired");
+
+        gates
+            .freeze(&acme, Duration::from_secs(1), Duration::from_millis(100))
+            .await
+            .unwrap();
+        gates.thaw(&acme);
+        gates
+            .freeze(&acme, Duration::from_secs(1), Duration::from_secs(60))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(
+            gates.is_frozen(&acme),
+            "the first lease does not end the second freeze"
+        );
     }
 }

@@ -33,6 +33,10 @@ use crate::vault::repo;
 /// How long a freeze waits for the tenant's sockets to finish their replies.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// A freeze that is neither released nor thawed within this reopens the tenant by itself (the
+/// move's driver died); a release after that is refused, since the tenant took traffic again.
+pub const FREEZE_LEASE: Duration = Duration::from_secs(3600);
+
 /// What an import installed (or what a node holds of a tenant).
 #[derive(Debug, Serialize)]
 pub struct Imported {
@@ -58,7 +62,7 @@ pub async fn describe(store: &Store, tenant: &TenantId) -> Result<Imported> {
 /// Step 1: shut the tenant's gate and wait until its sockets and requests are done.
 pub async fn freeze(store: &Store, gates: &Gates, tenant: &TenantId) -> Result<()> {
     store.tenant(tenant).await?;
-    gates.freeze(tenant, DRAIN_TIMEOUT).await?;
+    gates.freeze(tenant, DRAIN_TIMEOUT, FREEZE_LEASE).await?;
     tracing::info!(tenant = %tenant, "tenant frozen for a move");
     Ok(())
 }
