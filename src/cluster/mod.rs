@@ -9,6 +9,7 @@
 //! not exist.
 
 pub mod bundle;
+mod files;
 pub mod gates;
 pub mod haproxy;
 pub mod moves;
