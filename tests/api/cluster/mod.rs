@@ -2,125 +2,20 @@
 //! tenant's widget sockets, API calls and portal sign-ins reach its own node (and only there is
 //! its data), and `chatvault tenant move` under light load loses no message and duplicates none.
 
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+mod nodes;
+mod visitor;
 
-use futures_util::{SinkExt, StreamExt};
+use std::process::Command;
+
 use serde_json::{Value, json};
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-use crate::cli::{Cli, Server, bin};
+use crate::cli::{Cli, bin};
 use crate::fake_llm::FakeLlm;
 use crate::helpers::{get_json, visitor_texts};
+use nodes::{Balancer, Node};
+use visitor::visitor;
 
 const ORIGIN: &str = "https://shop.example";
-
-/// A `chatvault serve` process with its own data directory and master key.
-struct Node {
-    cli: Cli,
-    server: Server,
-}
-
-impl Node {
-    fn start(cli: Cli, cluster_secret: &str, llm: &FakeLlm) -> Self {
-        let args = [
-            "--trusted-proxy",
-            "127.0.0.1/32",
-            // Reconnects while a tenant is frozen all come from the balancer's address.
-            "--handshakes-per-minute",
-            "6000",
-            "--llm-base-url",
-            &llm.base_url,
-        ];
-        let server = Server::serve(&cli, &args, &[("CHATVAULT_CLUSTER_SECRET", cluster_secret)]);
-        Self { cli, server }
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}", self.server.addr)
-    }
-}
-
-/// HAProxy running `deploy/haproxy.cfg` in the foreground.
-struct Balancer {
-    child: Child,
-    addr: String,
-    socket: PathBuf,
-    map: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Balancer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Balancer {
-    async fn start(nodes: &[&Node], map: &str) -> Self {
-        let haproxy = which("haproxy").expect(
-            "HAProxy is needed for the multi-node test: ./scripts/test installs Debian's haproxy",
-        );
-        let dir = tempfile::tempdir().unwrap();
-        let (socket, map_path) = (
-            dir.path().join("admin.sock"),
-            dir.path().join("tenants.map"),
-        );
-        std::fs::write(&map_path, map).unwrap();
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let addr = format!("127.0.0.1:{port}");
-        let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/haproxy.cfg");
-        let mut command = Command::new(haproxy);
-        command
-            .arg("-db")
-            .arg("-f")
-            .arg(&config)
-            .env("CHATVAULT_LB_BIND", &addr)
-            .env("CHATVAULT_HAPROXY_SOCKET", &socket)
-            .env("CHATVAULT_TENANT_MAP", &map_path)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        for (i, node) in nodes.iter().enumerate() {
-            command.env(format!("CHATVAULT_NODE{}", i + 1), &node.server.addr);
-        }
-        let balancer = Self {
-            child: command.spawn().unwrap(),
-            addr,
-            socket,
-            map: map_path,
-            _dir: dir,
-        };
-        let http = reqwest::Client::new();
-        for _ in 0..100 {
-            let healthy = http
-                .get(format!("http://{}/healthz", balancer.addr))
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success());
-            if healthy && balancer.socket.exists() {
-                return balancer;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("HAProxy did not come up on {}", balancer.addr);
-    }
-}
-
-fn which(program: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH")?
-        .to_str()?
-        .split(':')
-        .map(|dir| Path::new(dir).join(program))
-        .find(|p| p.is_file())
-}
 
 /// A tenant made with the CLI on a node's data directory: (widget key, API key).
 fn create_tenant(cli: &Cli, id: &str) -> (String, String) {
@@ -140,110 +35,6 @@ async fn conversations(http: &reqwest::Client, base: &str, api_key: &str) -> (u1
         .unwrap();
     let status = response.status().as_u16();
     (status, response.json().await.unwrap_or(Value::Null))
-}
-
-/// A visitor chatting through the balancer the way the widget does: when its socket is closed
-/// or refused it reconnects with backoff, resumes its conversation and resends the message that
-/// was not answered. Returns (conversation, messages answered, reconnects).
-async fn visitor(
-    lb: String,
-    key: String,
-    label: &'static str,
-    messages: usize,
-    progress: tokio::sync::mpsc::UnboundedSender<usize>,
-) -> (String, Vec<String>, usize) {
-    let mut resume: Option<(String, String)> = None;
-    let mut answered = Vec::new();
-    let mut reconnects = 0;
-    let mut attempts = 0;
-    'connect: while answered.len() < messages {
-        attempts += 1;
-        assert!(attempts < 400, "{label}: could not reconnect within bounds");
-        let mut request = format!("ws://{lb}/v1/widget/ws?key={key}")
-            .into_client_request()
-            .unwrap();
-        request
-            .headers_mut()
-            .insert("origin", ORIGIN.parse().unwrap());
-        let Ok((mut ws, _)) = tokio_tungstenite::connect_async(request).await else {
-            // Refused while the tenant is frozen (503): back off and try again.
-            reconnects += 1;
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            continue;
-        };
-        let next = async |ws: &mut tokio_tungstenite::WebSocketStream<_>| loop {
-            match tokio::time::timeout(Duration::from_secs(20), ws.next()).await {
-                Ok(Some(Ok(Message::Text(text)))) => {
-                    return Some(serde_json::from_str::<Value>(&text).unwrap());
-                }
-                Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
-                Ok(_) => return None,
-                Err(_) => panic!("{label}: no frame within 20 s"),
-            }
-        };
-        match next(&mut ws).await {
-            Some(hello) if hello["type"] == "hello" => {}
-            _ => {
-                reconnects += 1;
-                continue;
-            }
-        }
-        if let Some((conversation, token)) = &resume {
-            let frame = json!({"type": "resume", "conversation": conversation, "token": token});
-            if ws
-                .send(Message::Text(frame.to_string().into()))
-                .await
-                .is_err()
-            {
-                reconnects += 1;
-                continue;
-            }
-            match next(&mut ws).await {
-                Some(f) if f["type"] == "resumed" => {}
-                Some(f) => panic!("{label}: resume refused after reconnecting: {f}"),
-                None => {
-                    reconnects += 1;
-                    continue;
-                }
-            }
-        }
-        while answered.len() < messages {
-            let i = answered.len();
-            let text = format!("{label} message {i}");
-            let submit = json!({"type": "submit", "id": format!("{label}-{i}"), "text": text});
-            if ws
-                .send(Message::Text(submit.to_string().into()))
-                .await
-                .is_err()
-            {
-                reconnects += 1;
-                continue 'connect;
-            }
-            loop {
-                let Some(frame) = next(&mut ws).await else {
-                    // Closed (1012 while the tenant moves): reconnect and resend.
-                    reconnects += 1;
-                    continue 'connect;
-                };
-                match frame["type"].as_str() {
-                    Some("accepted") => {
-                        if let Some(token) = frame["token"].as_str() {
-                            let conversation = frame["conversation"].as_str().unwrap();
-                            resume = Some((conversation.to_owned(), token.to_owned()));
-                        }
-                    }
-                    Some("done") => break,
-                    Some("delta") => {}
-                    _ => panic!("{label}: unexpected frame {frame}"),
-                }
-            }
-            answered.push(text);
-            let _ = progress.send(answered.len());
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-    let conversation = resume.expect("a conversation was started").0;
-    (conversation, answered, reconnects)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
