@@ -31,8 +31,17 @@ pub struct Auth {
 
 #[derive(Clone, Debug)]
 pub enum Principal {
-    ApiKey { id: String, scopes: Vec<Scope> },
-    User { email: String, role: Role },
+    ApiKey {
+        id: String,
+        scopes: Vec<Scope>,
+    },
+    User {
+        email: String,
+        role: Role,
+        /// The session's CSRF token and first-login state, as loaded when it was checked.
+        csrf_token: String,
+        must_change_password: bool,
+    },
 }
 
 impl Auth {
@@ -140,6 +149,8 @@ impl FromRequestParts<AppState> for Auth {
             principal: Principal::User {
                 email: session.email,
                 role: session.role,
+                csrf_token: session.csrf_token,
+                must_change_password: session.must_change_password,
             },
         })
     }

@@ -169,34 +169,26 @@ pub async fn login(
         (status = 400, body = ErrorResponse, description = "not a portal session"),
     ),
 )]
-pub async fn me(
-    State(app): State<AppState>,
-    auth: Auth,
-    headers: HeaderMap,
-) -> Result<axum::Json<Session>> {
-    let Principal::User { email, role } = &auth.principal else {
+pub async fn me(auth: Auth) -> Result<axum::Json<Session>> {
+    // The session was loaded (and its last-seen time touched) when `auth` was checked.
+    let Principal::User {
+        email,
+        role,
+        csrf_token,
+        must_change_password,
+    } = auth.principal
+    else {
         return Err(Error::invalid(
             "not_a_session",
             "this endpoint is for portal sessions",
         ));
     };
-    let id = auth::session_cookie(&headers).unwrap_or_default();
-    let (idle, absolute) = (
-        app.config.session_idle.as_millis() as i64,
-        app.config.session_absolute.as_millis() as i64,
-    );
-    let session = app
-        .store
-        .catalog
-        .call(move |c| users::session(c, &id, idle, absolute))
-        .await?
-        .ok_or_else(|| Error::Unauthorized("the session has ended".into()))?;
     Ok(axum::Json(Session {
         tenant: auth.tenant.to_string(),
-        email: email.clone(),
-        role: *role,
-        csrf_token: session.csrf_token,
-        must_change_password: session.must_change_password,
+        email,
+        role,
+        csrf_token,
+        must_change_password,
     }))
 }
 
@@ -259,7 +251,7 @@ pub async fn change_password(
     auth: Auth,
     Json(body): Json<PasswordBody>,
 ) -> Result<Response> {
-    let Principal::User { email, role } = auth.principal.clone() else {
+    let Principal::User { email, role, .. } = auth.principal.clone() else {
         return Err(Error::invalid(
             "not_a_session",
             "this endpoint is for portal sessions",
