@@ -393,27 +393,18 @@ async fn demo_needs_no_configuration_and_prints_a_working_portal_login() {
     use std::io::{BufRead, BufReader};
     use std::process::Stdio;
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(bin())
-        .args(["demo", "--bind", "127.0.0.1:0"])
-        .current_dir(dir.path())
-        .env_remove("CHATVAULT_MASTER_KEY")
-        .env_remove("CHATVAULT_MASTER_KEY_FILE")
-        .env_remove("CHATVAULT_DATA_DIR")
-        .env_remove("CHATVAULT_LLM_BASE_URL")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("listening on http://")
-        .unwrap()
-        .to_owned();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut demo = Server::spawn(
+        Command::new(bin())
+            .args(["demo", "--bind", "127.0.0.1:0"])
+            .current_dir(dir.path())
+            .env_remove("CHATVAULT_MASTER_KEY")
+            .env_remove("CHATVAULT_MASTER_KEY_FILE")
+            .env_remove("CHATVAULT_DATA_DIR")
+            .env_remove("CHATVAULT_LLM_BASE_URL")
+            .stderr(Stdio::piped()),
+    );
+    let addr = demo.addr.clone();
+    let mut stderr = BufReader::new(demo.child.stderr.take().unwrap()).lines();
     let portal = stderr
         .by_ref()
         .map_while(Result::ok)
@@ -450,8 +441,8 @@ async fn demo_needs_no_configuration_and_prints_a_working_portal_login() {
         login.json::<Value>().await.unwrap()["must_change_password"],
         true
     );
-    child.kill().unwrap();
-    child.wait().unwrap();
+    demo.child.kill().unwrap();
+    demo.child.wait().unwrap();
 }
 
 #[test]
