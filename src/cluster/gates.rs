@@ -79,14 +79,19 @@ impl Pass {
 impl Drop for Pass {
     fn drop(&mut self) {
         let mut tenants = self.gates.lock();
+        let mut frozen = false;
         if let Some(entry) = tenants.get_mut(&self.tenant) {
             entry.inside = entry.inside.saturating_sub(1);
-            if entry.inside == 0 && !entry.frozen {
+            frozen = entry.frozen;
+            if entry.inside == 0 && !frozen {
                 tenants.remove(&self.tenant);
             }
         }
         drop(tenants);
-        self.gates.shared.left.notify_waiters();
+        // Only a freeze waits for leavers; every other request leaves without waking anyone.
+        if frozen {
+            self.gates.shared.left.notify_waiters();
+        }
     }
 }
 
