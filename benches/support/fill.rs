@@ -35,6 +35,7 @@ pub fn fill_tenant_file(conn: &mut Connection, size: usize) -> Result<()> {
             ])?;
         }
     }
+    chatvault::vault::repo::index_pending_messages(&tx)?;
     tx.commit()?;
     Ok(())
 }

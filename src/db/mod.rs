@@ -4,7 +4,7 @@
 
 mod worker;
 
-pub use worker::{Worker, WorkerHandle};
+pub use worker::{Batching, BeforeCommit, Worker, WorkerHandle};
 
 use std::path::Path;
 

@@ -150,6 +150,8 @@ mod tests {
             };
             repo::insert_message(&conn, &msg).unwrap();
         }
+        // What the tenant writer does before each commit.
+        repo::index_pending_messages(&conn).unwrap();
         (dir, conn)
     }
 

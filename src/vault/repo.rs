@@ -196,10 +196,27 @@ pub fn flags_of(conn: &Connection, message: &str) -> Result<Option<Vec<String>>>
 /// How many visitor messages a conversation holds.
 pub fn visitor_turns(conn: &Connection, conversation: &ConversationId) -> Result<i64> {
     Ok(conn
+        .prepare_cached("SELECT visitor_count FROM conversations WHERE id = ?1")?
+        .query_row([conversation.as_str()], |r| r.get(0))
+        .optional()?
+        .unwrap_or(0))
+}
+
+/// Adds the messages written since the last call to the full-text index, in one go. The tenant
+/// writer calls it before every commit (see `schema`, migration 4): one FTS5 segment per
+/// commit instead of one per savepoint. Returns how many messages it indexed.
+pub fn index_pending_messages(conn: &Connection) -> rusqlite::Result<usize> {
+    let indexed = conn
         .prepare_cached(
-            "SELECT count(*) FROM messages WHERE conversation_id = ?1 AND role = 'visitor'",
+            "INSERT INTO messages_fts (rowid, text)
+             SELECT m.seq, m.text FROM fts_pending p JOIN messages m ON m.seq = p.seq",
         )?
-        .query_row([conversation.as_str()], |r| r.get(0))?)
+        .execute([])?;
+    if indexed > 0 {
+        conn.prepare_cached("DELETE FROM fts_pending")?
+            .execute([])?;
+    }
+    Ok(indexed)
 }
 
 /// Deletes a conversation and (by cascade) its messages and their index entries.

@@ -113,4 +113,36 @@ CREATE TABLE passage_vectors (
     vector      BLOB NOT NULL
 );
 "#,
+    // 3 → 4: cheaper writes. A conversation counts its visitor messages (the turn limit read a
+    // count over every row of the conversation per submit), and new messages reach the
+    // full-text index once per commit instead of once per write: FTS5 flushes a segment at every
+    // savepoint, and the tenant writer runs each job in its own. The insert trigger queues the
+    // row in `fts_pending`; `repo::index_pending_messages` indexes the queue before each commit.
+    r#"
+ALTER TABLE conversations ADD COLUMN visitor_count INTEGER NOT NULL DEFAULT 0;
+UPDATE conversations SET visitor_count =
+    (SELECT count(*) FROM messages m WHERE m.conversation_id = conversations.id AND m.role = 'visitor');
+
+CREATE TABLE fts_pending (seq INTEGER PRIMARY KEY);
+
+DROP TRIGGER messages_after_insert;
+CREATE TRIGGER messages_after_insert AFTER INSERT ON messages BEGIN
+    INSERT INTO fts_pending (seq) VALUES (NEW.seq);
+    UPDATE conversations SET message_count = message_count + 1,
+            visitor_count = visitor_count + (NEW.role = 'visitor'),
+            last_at = max(last_at, NEW.at)
+        WHERE id = NEW.conversation_id;
+    UPDATE totals SET messages = messages + 1 WHERE id = 1;
+END;
+-- A row still queued was never indexed: it leaves the queue instead (FTS5 must be told to
+-- delete exactly what it holds).
+DROP TRIGGER messages_after_delete;
+CREATE TRIGGER messages_after_delete AFTER DELETE ON messages BEGIN
+    INSERT INTO messages_fts (messages_fts, rowid, text)
+        SELECT 'delete', OLD.seq, OLD.text
+        WHERE NOT EXISTS (SELECT 1 FROM fts_pending WHERE seq = OLD.seq);
+    DELETE FROM fts_pending WHERE seq = OLD.seq;
+    UPDATE totals SET messages = messages - 1 WHERE id = 1;
+END;
+"#,
 ];

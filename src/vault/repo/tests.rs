@@ -126,14 +126,115 @@ fn deleting_a_conversation_removes_its_messages_and_updates_totals() {
             messages: 3
         }
     );
-    let hits: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM messages_fts WHERE messages_fts MATCH 'canary'",
-            [],
-            |r| r.get(0),
+    // `gone` was deleted while its messages still waited for the index.
+    assert_eq!(index_pending_messages(&conn).unwrap(), 3);
+    assert_eq!(fts_hits(&conn, "canary"), 3);
+    assert_fts_consistent(&conn);
+}
+
+fn fts_hits(conn: &Connection, word: &str) -> i64 {
+    conn.query_row(
+        "SELECT count(*) FROM messages_fts WHERE messages_fts MATCH ?1",
+        [word],
+        |r| r.get(0),
+    )
+    .unwrap()
+}
+
+/// FTS5 compares its index with the content table (`messages`) row by row.
+fn assert_fts_consistent(conn: &Connection) {
+    conn.execute(
+        "INSERT INTO messages_fts (messages_fts, rank) VALUES ('integrity-check', 1)",
+        [],
+    )
+    .unwrap();
+}
+
+#[test]
+fn new_messages_reach_the_index_in_one_step_and_deletes_keep_it_consistent() {
+    let (_dir, conn) = tenant_file();
+    let (a, b) = (ConversationId::generate(), ConversationId::generate());
+    for conv in [&a, &b] {
+        create_conversation(&conn, conv, b"h", 1).unwrap();
+        for i in 0..3 {
+            let s = SubmitId::parse(&format!("s{i}")).unwrap();
+            insert_message(&conn, &visitor(conv, "lantern", &s, 2)).unwrap();
+        }
+    }
+    assert_eq!(fts_hits(&conn, "lantern"), 0, "indexed before the step");
+    assert_eq!(index_pending_messages(&conn).unwrap(), 6);
+    assert_eq!(index_pending_messages(&conn).unwrap(), 0);
+    assert_eq!(fts_hits(&conn, "lantern"), 6);
+    // Deleting indexed rows removes their tokens; the newest row's seq is then reused by the
+    // next insert, which must still be indexed.
+    assert!(delete_conversation(&conn, &b).unwrap());
+    assert_eq!(fts_hits(&conn, "lantern"), 3);
+    let s = SubmitId::parse("again").unwrap();
+    insert_message(&conn, &visitor(&a, "harbour", &s, 3)).unwrap();
+    assert_eq!(index_pending_messages(&conn).unwrap(), 1);
+    assert_eq!(fts_hits(&conn, "harbour"), 1);
+    assert_fts_consistent(&conn);
+}
+
+#[test]
+fn the_turn_count_counts_visitor_messages_only() {
+    let (_dir, conn) = tenant_file();
+    let conv = ConversationId::generate();
+    create_conversation(&conn, &conv, b"h", 1).unwrap();
+    assert_eq!(visitor_turns(&conn, &conv).unwrap(), 0);
+    for i in 0..3 {
+        let s = SubmitId::parse(&format!("s{i}")).unwrap();
+        let Inserted::New(asked) = insert_message(&conn, &visitor(&conv, "q", &s, i)).unwrap()
+        else {
+            panic!("a new submit id was taken for a resend");
+        };
+        let reply = NewMessage {
+            conversation: &conv,
+            role: Role::Assistant,
+            text: "a",
+            at: i,
+            submit_id: None,
+            reply_to: Some(&asked),
+            tokens: 1,
+        };
+        insert_message(&conn, &reply).unwrap();
+    }
+    // A resent submit is not a new turn.
+    let s = SubmitId::parse("s0").unwrap();
+    insert_message(&conn, &visitor(&conv, "q", &s, 9)).unwrap();
+    assert_eq!(visitor_turns(&conn, &conv).unwrap(), 3);
+    assert_eq!(
+        visitor_turns(&conn, &ConversationId::generate()).unwrap(),
+        0
+    );
+}
+
+#[test]
+fn migrating_a_version_3_file_keeps_its_index_and_counts_its_turns() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut conn = db::open_encrypted(
+        &dir.path().join("t.db"),
+        &DbKey::generate(),
+        OpenMode::CreateIfMissing,
+    )
+    .unwrap();
+    db::migrate(&mut conn, &MIGRATIONS[..3]).unwrap();
+    let conv = ConversationId::generate();
+    create_conversation(&conn, &conv, b"h", 1).unwrap();
+    for (i, role) in ["visitor", "assistant", "visitor"].iter().enumerate() {
+        conn.execute(
+            "INSERT INTO messages (id, conversation_id, role, text, at) VALUES (?1, ?2, ?3, 'beacon', 1)",
+            params![format!("m_old{i}"), conv.as_str(), role],
         )
         .unwrap();
-    assert_eq!(hits, 3);
+    }
+    db::migrate(&mut conn, MIGRATIONS).unwrap();
+    assert_eq!(visitor_turns(&conn, &conv).unwrap(), 2);
+    assert_eq!(index_pending_messages(&conn).unwrap(), 0);
+    assert_eq!(fts_hits(&conn, "beacon"), 3);
+    assert!(delete_conversation(&conn, &conv).unwrap());
+    assert_eq!(fts_hits(&conn, "beacon"), 0);
+    assert_fts_consistent(&conn);
 }
 
 #[test]
