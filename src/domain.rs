@@ -55,6 +55,16 @@ impl fmt::Debug for TenantId {
     }
 }
 
+/// `N` bytes: milliseconds since the Unix epoch (big-endian, 48 bits), then randomness.
+fn time_ordered_bytes<const N: usize>() -> [u8; N] {
+    let mut bytes = crypto::random_bytes::<N>();
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    bytes[..6].copy_from_slice(&ms.to_be_bytes()[2..]);
+    bytes
+}
+
 macro_rules! prefixed_id {
     ($(#[$doc:meta])* $name:ident, $prefix:literal, $bytes:literal) => {
         $(#[$doc])*
@@ -62,9 +72,11 @@ macro_rules! prefixed_id {
         pub struct $name(String);
 
         impl $name {
-            /// A fresh random id from the OS CSPRNG.
+            /// A fresh id: the time in ms (48 bits) followed by random bytes from the OS CSPRNG.
+            /// Later ids sort later, so the indexes over them grow at their right edge, a few
+            /// hot pages per commit, instead of dirtying a random page each.
             pub fn generate() -> Self {
-                Self(format!(concat!($prefix, "{}"), hex::encode(crypto::random_bytes::<$bytes>())))
+                Self(format!(concat!($prefix, "{}"), hex::encode(time_ordered_bytes::<$bytes>())))
             }
 
             /// Accepts exactly the shape `generate` produces.
@@ -292,6 +304,19 @@ mod tests {
         for good in ["acme", "a1", "0-shop", "my-tenant-42", &"a".repeat(63)] {
             assert_eq!(TenantId::parse(good).unwrap().as_str(), good);
         }
+    }
+
+    #[test]
+    fn generated_ids_sort_by_creation_time_and_stay_unpredictable() {
+        let first = MessageId::generate();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let (second, third) = (MessageId::generate(), MessageId::generate());
+        assert!(first.as_str() < second.as_str());
+        // 48 random bits after the time: two ids from the same millisecond still differ.
+        assert_ne!(second, third);
+        assert_eq!(second.as_str().len(), "m_".len() + 24);
+        let (a, b) = (ConversationId::generate(), ConversationId::generate());
+        assert_ne!(a.as_str()[14..], b.as_str()[14..]);
     }
 
     #[test]
