@@ -9,7 +9,8 @@
 //! `--messages N`, `--gather-us N` (1000: extra gateway runs with a commit gather; 0 skips),
 //! `--rounds N` (3; peak runs rotate over the variants N times, medians reported), `--only …`,
 //! `--durability full|normal` (tenant commits fsynced one by one, the default, or not),
-//! `--think-ms N` (0: each peak client's pause between a reply and its next submit). Prints tables and writes `<target-dir>/bench/load.json`. Numbers only.
+//! `--think-ms N` (0: each peak client's pause between a reply and its next submit),
+//! `--half-rate N` (the paced run at N msg/s instead of half the measured peak). Prints tables and writes `<target-dir>/bench/load.json`. Numbers only.
 
 #[path = "../support/stats.rs"]
 mod stats;
@@ -85,10 +86,21 @@ fn main() -> Result<()> {
     );
     let machine = stats::machine();
     let report = runtime.block_on(async {
-        let peak = scenarios::peak(&plan).await?;
-        let peak_rate = peak["gateway_sqlcipher"]["throughput"]
-            .as_f64()
-            .unwrap_or(0.0);
+        // `--half-rate N` fixes the paced run's rate (an A/B of two builds at the same load) and,
+        // with `--only half`, skips the peak runs it would otherwise be derived from.
+        let fixed_rate: f64 = arg(&args, "--half-rate", 0.0);
+        let peak = if fixed_rate > 0.0 && only == Some("half") {
+            Value::Null
+        } else {
+            scenarios::peak(&plan).await?
+        };
+        let peak_rate = if fixed_rate > 0.0 {
+            fixed_rate * 2.0
+        } else {
+            peak["gateway_sqlcipher"]["throughput"]
+                .as_f64()
+                .unwrap_or(0.0)
+        };
         let half = if only.is_none_or(|o| o == "half") {
             scenarios::half_load(&plan, peak_rate).await?
         } else {

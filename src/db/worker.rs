@@ -102,20 +102,33 @@ impl Drop for Joiner {
 /// Spawns workers.
 pub struct Worker;
 
+/// Runs inside each batch transaction after its jobs, just before `COMMIT`; an error rolls the
+/// whole batch back and every job in it hears the error.
+pub type BeforeCommit = fn(&Connection) -> rusqlite::Result<()>;
+
+/// How a worker batches its writes.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Batching {
+    /// While writes arrive together (the previous batch held more than one job), a batch waits
+    /// up to this long after its first job for more to join it (still at most [`MAX_BATCH`]).
+    /// A lone write on an idle worker never waits.
+    pub gather: Duration,
+    /// Work done once per batch rather than once per job (tenant files index new messages).
+    pub before_commit: Option<BeforeCommit>,
+}
+
 impl Worker {
     /// Starts a thread that opens its connection with `open` and then serves jobs.
     pub fn spawn<F>(name: String, open: F) -> Result<WorkerHandle>
     where
         F: FnOnce() -> Result<Connection> + Send + 'static,
     {
-        Self::spawn_gathering(name, Duration::ZERO, open)
+        Self::spawn_batching(name, Batching::default(), open)
     }
 
-    /// [`spawn`](Self::spawn), but while writes are arriving together (the previous batch held
-    /// more than one job) a batch waits up to `gather` after its first job for more to join it
-    /// (still at most [`MAX_BATCH`]): fewer, larger commits under load. A lone write on an idle
-    /// worker never waits, and every caller still hears back only after its commit.
-    pub fn spawn_gathering<F>(name: String, gather: Duration, open: F) -> Result<WorkerHandle>
+    /// [`spawn`](Self::spawn) with a commit gather and a once-per-batch step (see
+    /// [`Batching`]); every caller still hears back only after its commit.
+    pub fn spawn_batching<F>(name: String, batching: Batching, open: F) -> Result<WorkerHandle>
     where
         F: FnOnce() -> Result<Connection> + Send + 'static,
     {
@@ -126,7 +139,7 @@ impl Worker {
             .name(name)
             .stack_size(256 * 1024)
             .spawn(move || match open() {
-                Ok(conn) => serve(conn, rx, gather),
+                Ok(conn) => serve(conn, rx, batching),
                 Err(e) => {
                     let _ = thread_failure.set(e.to_string());
                     fail_all(rx, &e.to_string());
@@ -149,9 +162,20 @@ impl WorkerHandle {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
+        self.enqueue(f)?.await
+    }
+
+    /// Queues `f` for the next batch now and returns the wait for its commit, so the caller can
+    /// get on with other work meanwhile (hearing from `f` through a channel it captured).
+    pub fn enqueue<T, F>(&self, f: F) -> Result<impl Future<Output = Result<T>> + use<T, F>>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
         let (tx, rx) = oneshot::channel();
         self.send(Msg::Batch(batch_job(f, tx)))?;
-        rx.await.unwrap_or_else(|_| Err(self.gone()))
+        let handle = self.clone();
+        Ok(async move { rx.await.unwrap_or_else(|_| Err(handle.gone())) })
     }
 
     /// [`call`](Self::call) for code already on a blocking thread.
@@ -216,10 +240,15 @@ where
     Box::new(Call { f, tx })
 }
 
-fn serve(mut conn: Connection, rx: Receiver<Msg>, gather: Duration) {
+fn serve(mut conn: Connection, rx: Receiver<Msg>, batching: Batching) {
     let mut busy = false;
     while let Ok(first) = rx.recv() {
-        let deadline = Instant::now() + if busy { gather } else { Duration::ZERO };
+        let wait = if busy {
+            batching.gather
+        } else {
+            Duration::ZERO
+        };
+        let deadline = Instant::now() + wait;
         let mut batch = Vec::new();
         let mut exclusive = None;
         match first {
@@ -235,7 +264,7 @@ fn serve(mut conn: Connection, rx: Receiver<Msg>, gather: Duration) {
         }
         busy = batch.len() > 1;
         if !batch.is_empty() {
-            run_batch(&conn, batch);
+            run_batch(&conn, batch, batching.before_commit);
         }
         if let Some(job) = exclusive {
             job(&mut conn);
@@ -257,7 +286,7 @@ fn next_queued(rx: &Receiver<Msg>, deadline: Instant) -> Option<Msg> {
     }
 }
 
-fn run_batch(conn: &Connection, batch: Vec<BatchJob>) {
+fn run_batch(conn: &Connection, batch: Vec<BatchJob>, before_commit: Option<BeforeCommit>) {
     if let Err(e) = run_cached(conn, "BEGIN IMMEDIATE") {
         let reason = e.to_string();
         tracing::warn!(error = %reason, "could not begin a transaction");
@@ -280,7 +309,9 @@ fn run_batch(conn: &Connection, batch: Vec<BatchJob>) {
         };
         deliveries.push((settled, outcome));
     }
-    let committed = run_cached(conn, "COMMIT");
+    let committed = before_commit
+        .map_or(Ok(()), |step| step(conn))
+        .and_then(|()| run_cached(conn, "COMMIT"));
     if committed.is_err() {
         let _ = run_cached(conn, "ROLLBACK");
     }

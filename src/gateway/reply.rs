@@ -14,7 +14,7 @@ use crate::domain::{ConversationId, MessageId, Role, SubmitId, TenantId};
 use crate::error::Result;
 use crate::knowledge;
 use crate::llm::prompt::{self, Nonce, Passage, PromptInput, Turn};
-use crate::llm::{ChatRequest, Llm, ReplyEvent, UpstreamError};
+use crate::llm::{ChatRequest, Llm, ReplyEvent, StartedReply, UpstreamError};
 use crate::redact::Redaction;
 use crate::vault::repo::{self, DailyUsage, Inserted, NewMessage, StoredMessage};
 
@@ -227,18 +227,49 @@ pub enum Step {
     End,
 }
 
+/// An upstream request under way on its own task: started while the visitor's message was still
+/// being committed, so the commit and the model's first token overlap. Dropping it cancels the
+/// request (a failed commit, a closed socket).
+pub struct Opening(tokio::task::JoinHandle<Result<StartedReply, UpstreamError>>);
+
+impl Opening {
+    /// Sends the request now (with its one early retry) and waits for the first text.
+    pub fn start(llm: Llm, request: ChatRequest) -> Self {
+        Self(tokio::spawn(async move { llm.start(&request).await }))
+    }
+}
+
+impl Drop for Opening {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl Future for Opening {
+    type Output = Result<StartedReply, UpstreamError>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0).poll(cx).map(|joined| {
+            joined.unwrap_or_else(|_| Err(UpstreamError::Unavailable("reply task ended".into())))
+        })
+    }
+}
+
 enum State {
-    Opening(Llm, ChatRequest),
+    Opening(Opening),
     Streaming(crate::llm::ReplyStream, tokio::time::Instant),
     Done,
 }
 
-/// The reply as a stream of steps: start (with its one early retry), then deltas until the end,
+/// The reply as a stream of steps: the opened request's first text, then deltas until the end,
 /// a failure or the total deadline.
-pub fn reply_steps(llm: Llm, request: ChatRequest) -> BoxStream<'static, Step> {
-    futures_util::stream::unfold(State::Opening(llm, request), |state| async move {
+pub fn reply_steps(opening: Opening) -> BoxStream<'static, Step> {
+    futures_util::stream::unfold(State::Opening(opening), |state| async move {
         match state {
-            State::Opening(llm, request) => match llm.start(&request).await {
+            State::Opening(opening) => match opening.await {
                 Ok(started) => {
                     let first = match started.usage {
                         Some((p, c)) if started.first.is_empty() => Step::Usage(p, c),

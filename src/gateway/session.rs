@@ -32,6 +32,20 @@ struct Pending {
     text: String,
 }
 
+/// What a visitor message's job read for its prompt, handed over before the commit.
+struct Prepared {
+    conversation: ConversationId,
+    history: Vec<StoredMessage>,
+    retrieved: crate::knowledge::Retrieved,
+}
+
+/// A reply whose upstream request is under way.
+struct Opened {
+    opening: reply::Opening,
+    prompt_estimate: u32,
+    sources: Vec<super::frames::Source>,
+}
+
 struct ActiveReply {
     id: SubmitId,
     conversation: ConversationId,
@@ -323,50 +337,56 @@ impl Session {
         let query_vector =
             embed_question(self.app.embedder.clone(), &pending.text, &self.tenant).await;
         let submit = id.clone();
-        let mut retrieved = crate::knowledge::Retrieved::default();
-        let committed = self
-            .app
-            .store
-            .vault
-            .call(&self.tenant, move |conn| {
-                let committed = reply::commit_visitor_message(
-                    conn,
-                    conversation.as_ref(),
-                    &submit,
-                    &text,
-                    &settings,
-                )?;
-                if let Committed::Stored {
-                    message,
-                    existing_reply: None,
-                    ..
-                } = &committed
-                    && !flags.is_empty()
-                {
+        let (prepared_tx, prepared_rx) = tokio::sync::oneshot::channel();
+        let queued = self.app.store.vault.enqueue(&self.tenant, move |conn| {
+            let mut committed = reply::commit_visitor_message(
+                conn,
+                conversation.as_ref(),
+                &submit,
+                &text,
+                &settings,
+            )?;
+            if let Committed::Stored {
+                conversation,
+                message,
+                history,
+                existing_reply: None,
+                ..
+            } = &mut committed
+            {
+                if !flags.is_empty() {
                     repo::set_flags(conn, message, &flags)?;
                 }
-                let found = match &committed {
-                    Committed::Stored {
-                        existing_reply: None,
-                        ..
-                    } => reply::retrieve_passages(conn, &text, query_vector.as_deref()),
-                    _ => Default::default(),
-                };
-                Ok((committed, found))
-            })
-            .await
-            .map(|(committed, found)| {
-                retrieved = found;
-                committed
-            });
-        let (conversation, token, message, history, existing_reply) = match committed {
+                let retrieved = reply::retrieve_passages(conn, &text, query_vector.as_deref());
+                let _ = prepared_tx.send(Prepared {
+                    conversation: conversation.clone(),
+                    history: std::mem::take(history),
+                    retrieved,
+                });
+            }
+            Ok(committed)
+        });
+        // The job hands over what the prompt needs before its batch commits, so the upstream
+        // request is sent while the commit is written. Nothing of the reply reaches the visitor
+        // before `accepted`, and a failed commit drops (cancels) the request.
+        let (committed, opened) = match queued {
+            Ok(commit) => {
+                let opened = prepared_rx
+                    .await
+                    .ok()
+                    .map(|p| self.open_reply(p, &pending.text));
+                (commit.await, opened)
+            }
+            Err(e) => (Err(e), None),
+        };
+        let (conversation, token, message, existing_reply) = match committed {
             Ok(Committed::Stored {
                 conversation,
                 token,
                 message,
-                history,
                 existing_reply,
-            }) => (conversation, token, message, history, existing_reply),
+                ..
+            }) => (conversation, token, message, existing_reply),
             Ok(Committed::TurnLimit) => {
                 log_message(
                     &self.app.metrics,
@@ -474,14 +494,40 @@ impl Session {
             )
             .await;
         }
+        let Some(opened) = opened else {
+            // The job always hands over a new message's prompt; this is a bug, not a visitor's.
+            tracing::error!(tenant = %self.tenant, "a committed message had no prompt");
+            return send(
+                &self.app,
+                ws,
+                ServerFrame::error_for(id.as_str(), "internal", "something went wrong"),
+            )
+            .await;
+        };
+        self.active = Some(ActiveReply {
+            id,
+            conversation,
+            visitor_message: message,
+            text: String::new(),
+            usage: None,
+            prompt_estimate: opened.prompt_estimate,
+            started,
+            steps: reply::reply_steps(opened.opening),
+            sources: opened.sources,
+        });
+        Ok(())
+    }
+
+    /// Builds the upstream request for a prepared visitor turn and sends it.
+    fn open_reply(&self, prepared: Prepared, text: &str) -> Opened {
         let request = reply::build_request(
             &self.tenant,
-            &conversation,
+            &prepared.conversation,
             &self.settings,
             &self.app.config.llm.model,
-            &history,
-            &pending.text,
-            &retrieved.passages,
+            &prepared.history,
+            text,
+            &prepared.retrieved.passages,
             self.app.config.history_budget_tokens,
         );
         let prompt_estimate = request
@@ -489,26 +535,21 @@ impl Session {
             .iter()
             .map(|m| crate::llm::prompt::estimate_tokens(&m.content))
             .sum();
-        self.active = Some(ActiveReply {
-            id,
-            conversation,
-            visitor_message: message,
-            text: String::new(),
-            usage: None,
+        let sources = prepared
+            .retrieved
+            .sources
+            .into_iter()
+            .map(|s| super::frames::Source {
+                id: s.id,
+                title: s.title,
+                url: s.url,
+            })
+            .collect();
+        Opened {
+            opening: reply::Opening::start(self.app.llm.clone(), request),
             prompt_estimate,
-            started,
-            steps: reply::reply_steps(self.app.llm.clone(), request),
-            sources: retrieved
-                .sources
-                .into_iter()
-                .map(|s| super::frames::Source {
-                    id: s.id,
-                    title: s.title,
-                    url: s.url,
-                })
-                .collect(),
-        });
-        Ok(())
+            sources,
+        }
     }
 
     /// Handles `first` and every step of the reply already waiting behind it. Their `delta`

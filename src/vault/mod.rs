@@ -21,7 +21,7 @@ use rusqlite::Connection;
 
 use crate::crypto::DbKey;
 use crate::datadir::{self, DataDir};
-use crate::db::{self, OpenMode, Worker};
+use crate::db::{self, Batching, OpenMode, Worker};
 use crate::domain::TenantId;
 use crate::error::Result;
 use crate::keyring::Keyring;
@@ -141,7 +141,7 @@ impl Vault {
     }
 
     /// Lets each tenant's write batch wait up to `gather` for more writes before it commits
-    /// (see [`Worker::spawn_gathering`]). Takes effect only on a vault not yet shared.
+    /// (see [`Batching`]). Takes effect only on a vault not yet shared.
     pub fn with_commit_gather(mut self, gather: std::time::Duration) -> Self {
         if let Some(inner) = Arc::get_mut(&mut self.inner) {
             inner.commit_gather = gather;
@@ -164,6 +164,27 @@ impl Vault {
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
         self.handle(tenant)?.call(f).await
+    }
+
+    /// [`call`](Self::call), but `f` is queued at once and the wait for its commit is returned
+    /// (see [`WorkerHandle::enqueue`](crate::db::WorkerHandle::enqueue)).
+    pub fn enqueue<T, F>(
+        &self,
+        tenant: &TenantId,
+        f: F,
+    ) -> Result<impl Future<Output = Result<T>> + Send + use<T, F>>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let worker = self.handle(tenant)?;
+        let committed = worker.enqueue(f)?;
+        // The worker stays referenced until the commit is heard, as in `call`.
+        Ok(async move {
+            let result = committed.await;
+            drop(worker);
+            result
+        })
     }
 
     /// Starts opening the tenant's file on its worker thread, without waiting: a widget socket
@@ -298,16 +319,16 @@ impl Vault {
             tenant.clone(),
         );
         let open_file = self.inner.open_file;
-        let handle = Worker::spawn_gathering(
-            format!("tenant:{tenant}"),
-            self.inner.commit_gather,
-            move || {
-                if let Some(previous) = previous {
-                    previous.wait();
-                }
-                open_tenant(&dir, &keyring, &id, open_file)
-            },
-        )?;
+        let batching = Batching {
+            gather: self.inner.commit_gather,
+            before_commit: Some(index_pending_messages),
+        };
+        let handle = Worker::spawn_batching(format!("tenant:{tenant}"), batching, move || {
+            if let Some(previous) = previous {
+                previous.wait();
+            }
+            open_tenant(&dir, &keyring, &id, open_file)
+        })?;
         let exited = Arc::new(Exited::default());
         Ok(TenantWorker::new(handle, exited, self.inner.closer.clone()))
     }
@@ -318,6 +339,11 @@ impl Vault {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
+}
+
+/// The writer's once-per-batch step: new messages reach the full-text index.
+fn index_pending_messages(conn: &Connection) -> rusqlite::Result<()> {
+    repo::index_pending_messages(conn).map(drop)
 }
 
 /// Opens a tenant's file with its DEK, finishing a purge that a crash interrupted.
@@ -342,7 +368,22 @@ fn open_tenant(
     }
     .map_err(|e| rekey::describe(tenant, e))?;
     db::migrate(&mut conn, schema::MIGRATIONS)?;
+    index_leftovers(&mut conn)?;
     Ok(conn)
+}
+
+/// Messages written outside a tenant writer (tools, tests) are indexed when the file next opens
+/// rather than at its next write.
+fn index_leftovers(conn: &mut Connection) -> Result<()> {
+    let pending: bool = conn
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM fts_pending)")?
+        .query_row([], |r| r.get(0))?;
+    if pending {
+        let tx = conn.transaction()?;
+        repo::index_pending_messages(&tx)?;
+        tx.commit()?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
