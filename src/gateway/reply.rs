@@ -260,7 +260,12 @@ impl Future for Opening {
 
 enum State {
     Opening(Opening),
-    Streaming(crate::llm::ReplyStream, tokio::time::Instant),
+    /// The rest of the reply and its total deadline: one timer for the whole reply rather than
+    /// one set up and torn down around every token.
+    Streaming(
+        crate::llm::ReplyStream,
+        std::pin::Pin<Box<tokio::time::Sleep>>,
+    ),
     Done,
 }
 
@@ -275,25 +280,31 @@ pub fn reply_steps(opening: Opening) -> BoxStream<'static, Step> {
                         Some((p, c)) if started.first.is_empty() => Step::Usage(p, c),
                         _ => Step::Delta(started.first),
                     };
-                    Some((first, State::Streaming(started.rest, started.deadline)))
+                    let deadline = Box::pin(tokio::time::sleep_until(started.deadline));
+                    Some((first, State::Streaming(started.rest, deadline)))
                 }
                 Err(e) => Some((Step::Failed(e), State::Done)),
             },
-            State::Streaming(mut rest, deadline) => {
-                match tokio::time::timeout_at(deadline, rest.next()).await {
-                    Ok(Some(Ok(ReplyEvent::Delta(text)))) => {
+            State::Streaming(mut rest, mut deadline) => {
+                let next = tokio::select! {
+                    biased;
+                    next = rest.next() => Some(next),
+                    () = deadline.as_mut() => None,
+                };
+                match next {
+                    Some(Some(Ok(ReplyEvent::Delta(text)))) => {
                         Some((Step::Delta(text), State::Streaming(rest, deadline)))
                     }
-                    Ok(Some(Ok(ReplyEvent::Usage {
+                    Some(Some(Ok(ReplyEvent::Usage {
                         prompt_tokens,
                         completion_tokens,
                     }))) => Some((
                         Step::Usage(prompt_tokens, completion_tokens),
                         State::Streaming(rest, deadline),
                     )),
-                    Ok(Some(Err(e))) => Some((Step::Failed(e), State::Done)),
-                    Ok(None) => Some((Step::End, State::Done)),
-                    Err(_) => Some((Step::Failed(UpstreamError::Timeout), State::Done)),
+                    Some(Some(Err(e))) => Some((Step::Failed(e), State::Done)),
+                    Some(None) => Some((Step::End, State::Done)),
+                    None => Some((Step::Failed(UpstreamError::Timeout), State::Done)),
                 }
             }
             State::Done => None,

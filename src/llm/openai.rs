@@ -64,7 +64,7 @@ impl ChatBackend for OpenAiBackend {
         Box::pin(async move {
             let stream = client
                 .chat()
-                .create_stream(to_openai(request))
+                .create_stream_byot::<_, Chunk>(to_openai(request))
                 .await
                 .map_err(classify)?;
             let events = stream.flat_map(|item| {
@@ -96,6 +96,33 @@ impl ChatBackend for OpenAiBackend {
     fn name(&self) -> &'static str {
         "openai"
     }
+}
+
+/// The parts of a streamed chunk that chatvault reads. Deserializing into async-openai's full
+/// chunk type allocated its id, model, object and fingerprint strings for every token; serde
+/// skips fields not named here.
+#[derive(serde::Deserialize)]
+struct Chunk {
+    #[serde(default)]
+    choices: Vec<ChunkChoice>,
+    usage: Option<ChunkUsage>,
+}
+
+#[derive(serde::Deserialize)]
+struct ChunkChoice {
+    #[serde(default)]
+    delta: ChunkDelta,
+}
+
+#[derive(Default, serde::Deserialize)]
+struct ChunkDelta {
+    content: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct ChunkUsage {
+    prompt_tokens: u32,
+    completion_tokens: u32,
 }
 
 #[expect(
@@ -170,5 +197,31 @@ fn classify(error: OpenAIError) -> UpstreamError {
         OpenAIError::JSONDeserialize(..) => UpstreamError::Unavailable("malformed response".into()),
         OpenAIError::StreamError(_) => UpstreamError::Unavailable("stream broken".into()),
         other => UpstreamError::Unavailable(other.to_string().chars().take(120).collect()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Chunk;
+
+    #[test]
+    fn chunks_read_content_and_usage_and_ignore_the_rest() {
+        let token: Chunk = serde_json::from_str(
+            r#"{"id":"c1","object":"chat.completion.chunk","created":1,"model":"m",
+                "system_fingerprint":null,"choices":[{"index":0,"delta":{"role":"assistant",
+                "content":"Hi"},"logprobs":null,"finish_reason":null}],"usage":null}"#,
+        )
+        .unwrap();
+        assert_eq!(token.choices[0].delta.content.as_deref(), Some("Hi"));
+        assert!(token.usage.is_none());
+        let last: Chunk = serde_json::from_str(
+            r#"{"id":"c1","choices":[],"usage":{"prompt_tokens":12,"completion_tokens":3,"total_tokens":15}}"#,
+        )
+        .unwrap();
+        let usage = last.usage.unwrap();
+        assert_eq!((usage.prompt_tokens, usage.completion_tokens), (12, 3));
+        let empty: Chunk =
+            serde_json::from_str(r#"{"choices":[{"delta":{},"finish_reason":"stop"}]}"#).unwrap();
+        assert!(empty.choices[0].delta.content.is_none());
     }
 }

@@ -60,6 +60,10 @@ pub struct PromptInput<'a> {
 
 /// Replaces `&`, `<` and `>` with entities; nothing else changes.
 pub fn escape(text: &str) -> String {
+    if !text.contains(['&', '<', '>']) {
+        // Most turns have nothing to escape: one scan and one copy.
+        return text.to_owned();
+    }
     let mut out = String::with_capacity(text.len() + text.len() / 8);
     for ch in text.chars() {
         match ch {
