@@ -321,7 +321,7 @@ impl Vault {
         let open_file = self.inner.open_file;
         let batching = Batching {
             gather: self.inner.commit_gather,
-            before_commit: Some(index_pending_messages),
+            before_commit: Some(repo::index_pending_in_groups),
         };
         let handle = Worker::spawn_batching(format!("tenant:{tenant}"), batching, move || {
             if let Some(previous) = previous {
@@ -339,11 +339,6 @@ impl Vault {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
-}
-
-/// The writer's once-per-batch step: new messages reach the full-text index.
-fn index_pending_messages(conn: &Connection) -> rusqlite::Result<()> {
-    repo::index_pending_messages(conn).map(drop)
 }
 
 /// Opens a tenant's file with its DEK, finishing a purge that a crash interrupted.
@@ -368,22 +363,7 @@ fn open_tenant(
     }
     .map_err(|e| rekey::describe(tenant, e))?;
     db::migrate(&mut conn, schema::MIGRATIONS)?;
-    index_leftovers(&mut conn)?;
     Ok(conn)
-}
-
-/// Messages written outside a tenant writer (tools, tests) are indexed when the file next opens
-/// rather than at its next write.
-fn index_leftovers(conn: &mut Connection) -> Result<()> {
-    let pending: bool = conn
-        .prepare_cached("SELECT EXISTS (SELECT 1 FROM fts_pending)")?
-        .query_row([], |r| r.get(0))?;
-    if pending {
-        let tx = conn.transaction()?;
-        repo::index_pending_messages(&tx)?;
-        tx.commit()?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -202,9 +202,25 @@ pub fn visitor_turns(conn: &Connection, conversation: &ConversationId) -> Result
         .unwrap_or(0))
 }
 
-/// Adds the messages written since the last call to the full-text index, in one go. The tenant
-/// writer calls it before every commit (see `schema`, migration 4): one FTS5 segment per
-/// commit instead of one per savepoint. Returns how many messages it indexed.
+/// How many new messages wait for the full-text index before a commit adds them (one FTS5
+/// segment and its bookkeeping pages per group, not per commit).
+pub const INDEX_GROUP: i64 = 32;
+
+/// The tenant writer's step before each commit: indexes the waiting messages once there are
+/// [`INDEX_GROUP`] of them. A search indexes whatever is left first, so it always sees every
+/// stored message.
+pub fn index_pending_in_groups(conn: &Connection) -> rusqlite::Result<()> {
+    let waiting: i64 = conn
+        .prepare_cached("SELECT count(*) FROM fts_pending")?
+        .query_row([], |r| r.get(0))?;
+    if waiting >= INDEX_GROUP {
+        index_pending_messages(conn)?;
+    }
+    Ok(())
+}
+
+/// Adds every message still waiting (see `schema`, migration 4) to the full-text index, in one
+/// go. Returns how many it indexed.
 pub fn index_pending_messages(conn: &Connection) -> rusqlite::Result<usize> {
     let indexed = conn
         .prepare_cached(

@@ -177,6 +177,31 @@ fn new_messages_reach_the_index_in_one_step_and_deletes_keep_it_consistent() {
 }
 
 #[test]
+fn the_writer_indexes_waiting_messages_in_groups() {
+    let (_dir, conn) = tenant_file();
+    let conv = ConversationId::generate();
+    create_conversation(&conn, &conv, b"h", 1).unwrap();
+    let add = |i: i64| {
+        let s = SubmitId::parse(&format!("s{i}")).unwrap();
+        insert_message(&conn, &visitor(&conv, "compass", &s, i)).unwrap();
+    };
+    for i in 0..INDEX_GROUP - 1 {
+        add(i);
+        index_pending_in_groups(&conn).unwrap();
+    }
+    assert_eq!(
+        fts_hits(&conn, "compass"),
+        0,
+        "a group waits until it is whole"
+    );
+    add(INDEX_GROUP);
+    index_pending_in_groups(&conn).unwrap();
+    assert_eq!(fts_hits(&conn, "compass"), INDEX_GROUP);
+    assert_eq!(index_pending_messages(&conn).unwrap(), 0);
+    assert_fts_consistent(&conn);
+}
+
+#[test]
 fn the_turn_count_counts_visitor_messages_only() {
     let (_dir, conn) = tenant_file();
     let conv = ConversationId::generate();
