@@ -11,11 +11,14 @@ use crate::pages;
 const CANARY: &str = "zqxerasecanary4471";
 const KEEP: &str = "zqxkeepcanary9902";
 
+/// Hits for `token` in the full-text index, after indexing every message still waiting for it
+/// (the writer indexes in groups), so the canary is really in the index before the erase.
 async fn fts_hits(app: &TestApp, token: &str) -> i64 {
     let token = token.to_owned();
     app.store
         .vault
         .call(&acme(), move |c| {
+            chatvault::vault::repo::index_pending_messages(c)?;
             Ok(c.query_row(
                 "SELECT count(*) FROM messages_fts WHERE messages_fts MATCH ?1",
                 [token],
