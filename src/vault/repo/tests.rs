@@ -4,6 +4,11 @@ use crate::db::{self, OpenMode};
 use crate::vault::schema::MIGRATIONS;
 
 fn tenant_file() -> (tempfile::TempDir, Connection) {
+    tenant_file_at(MIGRATIONS)
+}
+
+/// A tenant file brought up to the schema `migrations` make.
+fn tenant_file_at(migrations: &[&str]) -> (tempfile::TempDir, Connection) {
     let dir = tempfile::tempdir().unwrap();
     let mut conn = db::open_encrypted(
         &dir.path().join("t.db"),
@@ -11,7 +16,7 @@ fn tenant_file() -> (tempfile::TempDir, Connection) {
         OpenMode::CreateIfMissing,
     )
     .unwrap();
-    db::migrate(&mut conn, MIGRATIONS).unwrap();
+    db::migrate(&mut conn, migrations).unwrap();
     (dir, conn)
 }
 
@@ -236,14 +241,7 @@ fn the_turn_count_counts_visitor_messages_only() {
 
 #[test]
 fn migrating_a_version_3_file_keeps_its_index_and_counts_its_turns() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut conn = db::open_encrypted(
-        &dir.path().join("t.db"),
-        &DbKey::generate(),
-        OpenMode::CreateIfMissing,
-    )
-    .unwrap();
-    db::migrate(&mut conn, &MIGRATIONS[..3]).unwrap();
+    let (_dir, mut conn) = tenant_file_at(&MIGRATIONS[..3]);
     let conv = ConversationId::generate();
     create_conversation(&conn, &conv, b"h", 1).unwrap();
     for (i, role) in ["visitor", "assistant", "visitor"].iter().enumerate() {
