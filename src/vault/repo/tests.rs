@@ -207,6 +207,22 @@ fn the_writer_indexes_waiting_messages_in_groups() {
 }
 
 #[test]
+fn integrity_check_passes_while_messages_wait_for_the_index() {
+    let (_dir, conn) = tenant_file();
+    let conv = ConversationId::generate();
+    create_conversation(&conn, &conv, b"h", 1).unwrap();
+    for i in 0..3 {
+        let s = SubmitId::parse(&format!("s{i}")).unwrap();
+        insert_message(&conn, &visitor(&conv, "waiting", &s, i)).unwrap();
+    }
+    // What `chatvault verify` runs: it must not take a waiting row for a damaged index.
+    let verdict: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(verdict, "ok");
+}
+
+#[test]
 fn the_turn_count_counts_visitor_messages_only() {
     let (_dir, conn) = tenant_file();
     let conv = ConversationId::generate();
