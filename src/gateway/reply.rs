@@ -58,20 +58,22 @@ pub fn commit_visitor_message(
             retry_after_ms: ms_until_next_utc_day(now),
         });
     }
-    let (conversation, token) = match conversation {
-        Some(id) if repo::token_hash(conn, id)?.is_some() => (id.clone(), None),
-        _ => {
+    // One read says whether the conversation still exists and how many turns it holds.
+    let existing = match conversation {
+        Some(id) => repo::visitor_turns(conn, id)?.map(|turns| (id.clone(), turns)),
+        None => None,
+    };
+    let (conversation, token, turns) = match existing {
+        Some((id, turns)) => (id, None, turns),
+        None => {
             let id = ConversationId::generate();
             let token = crypto::random_token();
             repo::create_conversation(conn, &id, &crypto::hash_secret(&token), now)?;
-            (id, Some(token))
+            (id, Some(token), 0)
         }
     };
     let resent = repo::find_by_submit(conn, &conversation, submit)?;
-    if resent.is_none()
-        && repo::visitor_turns(conn, &conversation)?
-            >= i64::from(settings.max_turns_per_conversation)
-    {
+    if resent.is_none() && turns >= i64::from(settings.max_turns_per_conversation) {
         return Ok(Committed::TurnLimit);
     }
     let history = repo::recent_messages(conn, &conversation, HISTORY_MESSAGES)?;

@@ -193,13 +193,12 @@ pub fn flags_of(conn: &Connection, message: &str) -> Result<Option<Vec<String>>>
         .and_then(|json| serde_json::from_str(&json).ok()))
 }
 
-/// How many visitor messages a conversation holds.
-pub fn visitor_turns(conn: &Connection, conversation: &ConversationId) -> Result<i64> {
+/// How many visitor messages a conversation holds; `None` when there is no such conversation.
+pub fn visitor_turns(conn: &Connection, conversation: &ConversationId) -> Result<Option<i64>> {
     Ok(conn
         .prepare_cached("SELECT visitor_count FROM conversations WHERE id = ?1")?
         .query_row([conversation.as_str()], |r| r.get(0))
-        .optional()?
-        .unwrap_or(0))
+        .optional()?)
 }
 
 /// How many new messages wait for the full-text index before a commit adds them (one FTS5
