@@ -245,15 +245,21 @@ async fn bench_insert(dir: &Path, plan: &Plan) -> Result<Value> {
 fn spawn_file_worker(path: &Path, encrypted: bool) -> Result<WorkerHandle> {
     let path = path.to_owned();
     let key = DbKey::generate();
-    Ok(Worker::spawn("bench".into(), move || {
-        let mut conn = if encrypted {
-            db::open_encrypted(&path, &key, OpenMode::CreateIfMissing)?
-        } else {
-            db::open_plaintext_for_benchmarks(&path, &key, OpenMode::CreateIfMissing)?
-        };
-        db::migrate(&mut conn, schema::MIGRATIONS)?;
-        Ok(conn)
-    })?)
+    // Batched like a tenant's writer, including its full-text indexing step.
+    let batching = chatvault::vault::tenant_batching(std::time::Duration::ZERO);
+    Ok(Worker::spawn_batching(
+        "bench".into(),
+        batching,
+        move || {
+            let mut conn = if encrypted {
+                db::open_encrypted(&path, &key, OpenMode::CreateIfMissing)?
+            } else {
+                db::open_plaintext_for_benchmarks(&path, &key, OpenMode::CreateIfMissing)?
+            };
+            db::migrate(&mut conn, schema::MIGRATIONS)?;
+            Ok(conn)
+        },
+    )?)
 }
 
 async fn create_conversations(worker: &WorkerHandle) -> Result<Arc<Vec<ConversationId>>> {

@@ -319,10 +319,7 @@ impl Vault {
             tenant.clone(),
         );
         let open_file = self.inner.open_file;
-        let batching = Batching {
-            gather: self.inner.commit_gather,
-            before_commit: Some(repo::index_pending_in_groups),
-        };
+        let batching = tenant_batching(self.inner.commit_gather);
         let handle = Worker::spawn_batching(format!("tenant:{tenant}"), batching, move || {
             if let Some(previous) = previous {
                 previous.wait();
@@ -338,6 +335,15 @@ impl Vault {
             .handles
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// How a tenant file's writer batches: `gather` (see [`Vault::with_commit_gather`]) and new
+/// messages indexed in groups before a commit. Public so the storage benchmark's writers match.
+pub fn tenant_batching(gather: std::time::Duration) -> Batching {
+    Batching {
+        gather,
+        before_commit: Some(repo::index_pending_in_groups),
     }
 }
 

@@ -155,17 +155,22 @@ fn assert_fts_consistent(conn: &Connection) {
     .unwrap();
 }
 
+/// A new conversation holding `count` visitor messages that say `text` (submit ids s0, s1, …).
+fn conversation_saying(conn: &Connection, text: &str, count: i64) -> ConversationId {
+    let conv = ConversationId::generate();
+    create_conversation(conn, &conv, b"h", 1).unwrap();
+    for i in 0..count {
+        let s = SubmitId::parse(&format!("s{i}")).unwrap();
+        insert_message(conn, &visitor(&conv, text, &s, i)).unwrap();
+    }
+    conv
+}
+
 #[test]
 fn new_messages_reach_the_index_in_one_step_and_deletes_keep_it_consistent() {
     let (_dir, conn) = tenant_file();
-    let (a, b) = (ConversationId::generate(), ConversationId::generate());
-    for conv in [&a, &b] {
-        create_conversation(&conn, conv, b"h", 1).unwrap();
-        for i in 0..3 {
-            let s = SubmitId::parse(&format!("s{i}")).unwrap();
-            insert_message(&conn, &visitor(conv, "lantern", &s, 2)).unwrap();
-        }
-    }
+    let a = conversation_saying(&conn, "lantern", 3);
+    let b = conversation_saying(&conn, "lantern", 3);
     assert_eq!(fts_hits(&conn, "lantern"), 0, "indexed before the step");
     assert_eq!(index_pending_messages(&conn).unwrap(), 6);
     assert_eq!(index_pending_messages(&conn).unwrap(), 0);
@@ -209,12 +214,7 @@ fn the_writer_indexes_waiting_messages_in_groups() {
 #[test]
 fn integrity_check_passes_while_messages_wait_for_the_index() {
     let (_dir, conn) = tenant_file();
-    let conv = ConversationId::generate();
-    create_conversation(&conn, &conv, b"h", 1).unwrap();
-    for i in 0..3 {
-        let s = SubmitId::parse(&format!("s{i}")).unwrap();
-        insert_message(&conn, &visitor(&conv, "waiting", &s, i)).unwrap();
-    }
+    conversation_saying(&conn, "waiting", 3);
     // What `chatvault verify` runs: it must not take a waiting row for a damaged index.
     let verdict: String = conn
         .query_row("PRAGMA integrity_check", [], |r| r.get(0))
@@ -227,7 +227,7 @@ fn the_turn_count_counts_visitor_messages_only() {
     let (_dir, conn) = tenant_file();
     let conv = ConversationId::generate();
     create_conversation(&conn, &conv, b"h", 1).unwrap();
-    assert_eq!(visitor_turns(&conn, &conv).unwrap(), 0);
+    assert_eq!(visitor_turns(&conn, &conv).unwrap(), Some(0));
     for i in 0..3 {
         let s = SubmitId::parse(&format!("s{i}")).unwrap();
         let Inserted::New(asked) = insert_message(&conn, &visitor(&conv, "q", &s, i)).unwrap()
@@ -248,10 +248,10 @@ fn the_turn_count_counts_visitor_messages_only() {
     // A resent submit is not a new turn.
     let s = SubmitId::parse("s0").unwrap();
     insert_message(&conn, &visitor(&conv, "q", &s, 9)).unwrap();
-    assert_eq!(visitor_turns(&conn, &conv).unwrap(), 3);
+    assert_eq!(visitor_turns(&conn, &conv).unwrap(), Some(3));
     assert_eq!(
         visitor_turns(&conn, &ConversationId::generate()).unwrap(),
-        0
+        None
     );
 }
 
@@ -268,7 +268,7 @@ fn migrating_a_version_3_file_keeps_its_index_and_counts_its_turns() {
         .unwrap();
     }
     db::migrate(&mut conn, MIGRATIONS).unwrap();
-    assert_eq!(visitor_turns(&conn, &conv).unwrap(), 2);
+    assert_eq!(visitor_turns(&conn, &conv).unwrap(), Some(2));
     assert_eq!(index_pending_messages(&conn).unwrap(), 0);
     assert_eq!(fts_hits(&conn, "beacon"), 3);
     assert!(delete_conversation(&conn, &conv).unwrap());
