@@ -109,8 +109,11 @@ impl Session {
             },
         )
         .await?;
-        let mut ping = tokio::time::interval(self.app.config.ping_interval);
-        ping.tick().await;
+        // The first ping is one period away. (`interval`'s immediate first tick is not immediate:
+        // the timer rounds its deadline up to the next millisecond, and the visitor's first
+        // frame, already on its way, waited for it.)
+        let period = self.app.config.ping_interval;
+        let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         let idle = self.app.config.idle_timeout;
         let mut idle_deadline = tokio::time::Instant::now() + idle;
         let shutdown = self.app.shutdown.clone();
