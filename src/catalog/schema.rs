@@ -102,4 +102,11 @@ CREATE TABLE webhook_deliveries (
 ) WITHOUT ROWID;
 CREATE INDEX webhook_deliveries_by_tenant ON webhook_deliveries (tenant_id, created_at);
 "#,
+    // 4 → 5: every conversation in the tenant's file was last active at or after
+    // `activity_floor` (ms since the epoch), so the retention sweeper leaves the file closed
+    // until `activity_floor + retention_days` has passed instead of opening every tenant's file
+    // on every pass. NULL: not known yet (the next pass visits the file and sets it).
+    r#"
+ALTER TABLE tenants ADD COLUMN activity_floor INTEGER;
+"#,
 ];

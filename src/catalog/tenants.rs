@@ -27,7 +27,9 @@ pub fn insert(
     at: i64,
 ) -> Result<()> {
     let inserted = conn.execute(
-        "INSERT INTO tenants (id, name, created_at, settings) VALUES (?1, ?2, ?3, ?4)
+        // A new tenant's file is empty: nothing in it is older than its creation.
+        "INSERT INTO tenants (id, name, created_at, settings, activity_floor)
+         VALUES (?1, ?2, ?3, ?4, ?3)
          ON CONFLICT (id) DO NOTHING",
         params![
             id.as_str(),
@@ -89,6 +91,50 @@ pub fn list(conn: &Connection) -> Result<Vec<Tenant>> {
         }
     }
     Ok(tenants)
+}
+
+/// A tenant as the retention sweeper sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetentionState {
+    pub id: TenantId,
+    pub retention_days: u32,
+    /// No conversation in the tenant's file was last active before this (ms); `None`: unknown.
+    pub activity_floor: Option<i64>,
+}
+
+/// Every tenant's retention window and activity floor, in one read.
+pub fn retention_states(conn: &Connection) -> Result<Vec<RetentionState>> {
+    let mut stmt = conn.prepare("SELECT id, settings, activity_floor FROM tenants ORDER BY id")?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, Option<i64>>(2)?,
+        ))
+    })?;
+    let mut states = Vec::new();
+    for row in rows {
+        let (id, settings, activity_floor) = row?;
+        let Ok(id) = TenantId::parse(&id) else {
+            continue;
+        };
+        let settings: TenantSettings = serde_json::from_str(&settings).unwrap_or_default();
+        states.push(RetentionState {
+            id,
+            retention_days: settings.retention_days,
+            activity_floor,
+        });
+    }
+    Ok(states)
+}
+
+/// Records what the sweeper found: nothing in the tenant's file is older than `floor` (ms).
+pub fn set_activity_floor(conn: &Connection, id: &TenantId, floor: i64) -> Result<()> {
+    conn.execute(
+        "UPDATE tenants SET activity_floor = ?2 WHERE id = ?1",
+        params![id.as_str(), floor],
+    )?;
+    Ok(())
 }
 
 pub fn delete(conn: &Connection, id: &TenantId) -> Result<bool> {
@@ -154,5 +200,64 @@ pub fn tenant_for_widget_key(conn: &Connection, key: &WidgetKey) -> Result<Optio
     match id.map(|id| TenantId::parse(&id)).transpose()? {
         Some(id) => get(conn, &id),
         None => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::schema;
+
+    fn catalog_at(version: usize) -> Connection {
+        let mut conn = Connection::open_in_memory().unwrap();
+        db::migrate(&mut conn, &schema::MIGRATIONS[..version]).unwrap();
+        conn
+    }
+
+    fn acme() -> TenantId {
+        TenantId::parse("acme").unwrap()
+    }
+
+    #[test]
+    fn a_new_tenant_has_nothing_older_than_its_creation_and_a_visit_moves_the_floor() {
+        let conn = catalog_at(schema::MIGRATIONS.len());
+        insert(&conn, &acme(), "Acme", &[], 1_000).unwrap();
+        let settings = TenantSettings {
+            retention_days: 7,
+            ..TenantSettings::default()
+        };
+        update_settings(&conn, &acme(), "test", &settings).unwrap();
+        let expected = RetentionState {
+            id: acme(),
+            retention_days: 7,
+            activity_floor: Some(1_000),
+        };
+        assert_eq!(retention_states(&conn).unwrap(), vec![expected.clone()]);
+        set_activity_floor(&conn, &acme(), 5_000).unwrap();
+        assert_eq!(
+            retention_states(&conn).unwrap(),
+            vec![RetentionState {
+                activity_floor: Some(5_000),
+                ..expected
+            }]
+        );
+    }
+
+    #[test]
+    fn tenants_from_before_the_floor_existed_are_unknown_so_the_next_pass_visits_them() {
+        let mut conn = catalog_at(schema::MIGRATIONS.len() - 1);
+        conn.execute(
+            "INSERT INTO tenants (id, name, created_at) VALUES ('acme', 'Acme', 1)",
+            [],
+        )
+        .unwrap();
+        db::migrate(&mut conn, schema::MIGRATIONS).unwrap();
+        let states = retention_states(&conn).unwrap();
+        assert_eq!(states.len(), 1);
+        assert_eq!(states[0].activity_floor, None);
+        assert_eq!(
+            states[0].retention_days,
+            TenantSettings::default().retention_days
+        );
     }
 }

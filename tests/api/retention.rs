@@ -164,3 +164,57 @@ async fn readyz_fails_when_the_sweeper_has_not_completed_a_pass_for_too_long() {
     assert_eq!(body["ready"], false);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_pass_leaves_closed_the_files_that_cannot_hold_an_expired_conversation() {
+    let start = chatvault::db::now_ms();
+    let app = spawn_app_with(|config| {
+        config.retention.interval = Duration::from_secs(3600);
+    })
+    .await;
+    let quiet: Vec<TenantId> = (0..5)
+        .map(|i| TenantId::parse(&format!("quiet-{i}")).unwrap())
+        .collect();
+    let origin = chatvault::domain::Origin::parse("https://quiet.example").unwrap();
+    for id in &quiet {
+        app.store
+            .create_tenant(id, "Quiet", std::slice::from_ref(&origin), "test")
+            .await
+            .unwrap();
+    }
+    let open = app.store.vault.open_files();
+    // Every tenant was created just now and keeps 30 days: nothing can have expired at day 29.
+    assert_eq!(
+        retention::sweep(&app.store, start + 29 * DAY, 200)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        app.store.vault.open_files(),
+        open,
+        "a pass opened a file in which nothing could have expired"
+    );
+
+    // Past the window the pass visits every file and records the floor it found there.
+    let visited = chatvault::db::now_ms();
+    retention::sweep(&app.store, start + 31 * DAY, 200)
+        .await
+        .unwrap();
+    assert!(app.store.vault.open_files() >= open + quiet.len());
+    let states = app
+        .store
+        .catalog
+        .call(chatvault::catalog::tenants::retention_states)
+        .await
+        .unwrap();
+    for id in &quiet {
+        let state = states.iter().find(|s| &s.id == id).unwrap();
+        let floor = state.activity_floor.unwrap();
+        assert!(
+            floor >= visited,
+            "an empty file's floor is the time of the visit"
+        );
+    }
+    app.stop().await;
+}
