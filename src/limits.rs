@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::num::NonZeroU32;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use governor::clock::{Clock, DefaultClock};
@@ -15,16 +15,28 @@ pub type Limiter = DefaultDirectRateLimiter;
 
 /// A limiter allowing `per_minute` events per minute, with that many as its burst.
 pub fn per_minute(per_minute: u32) -> Limiter {
-    RateLimiter::direct(Quota::per_minute(
+    direct(Quota::per_minute(
         NonZeroU32::new(per_minute.max(1)).unwrap_or(NonZeroU32::MIN),
     ))
+}
+
+/// One clock for every limiter: governor's default constructor builds a new one per limiter,
+/// and building one asks the CPU about its timestamp counter (`cpuid`, a trap to the hypervisor
+/// on a VM), once per widget socket.
+fn clock() -> &'static DefaultClock {
+    static CLOCK: OnceLock<DefaultClock> = OnceLock::new();
+    CLOCK.get_or_init(DefaultClock::default)
+}
+
+fn direct(quota: Quota) -> Limiter {
+    RateLimiter::direct_with_clock(quota, clock().clone())
 }
 
 /// Checks a limiter; on refusal, how long until it would allow one more event.
 pub fn check(limiter: &Limiter) -> Result<(), Duration> {
     limiter
         .check()
-        .map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
+        .map_err(|not_until| not_until.wait_time_from(clock().now()))
 }
 
 struct Entry {
@@ -68,13 +80,13 @@ impl<K: Hash + Eq + Clone> KeyedLimiters<K> {
             }
             let entry = entries.entry(key.clone()).or_insert_with(|| Entry {
                 quota,
-                limiter: Arc::new(RateLimiter::direct(quota)),
+                limiter: Arc::new(direct(quota)),
                 last_used: now,
             });
             if entry.quota != quota {
                 *entry = Entry {
                     quota,
-                    limiter: Arc::new(RateLimiter::direct(quota)),
+                    limiter: Arc::new(direct(quota)),
                     last_used: now,
                 };
             }
