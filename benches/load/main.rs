@@ -53,7 +53,8 @@ fn main() -> Result<()> {
         return roles::run(role, &args);
     }
     let quick = args.iter().any(|a| a == "--quick");
-    // `--only half|idle|cold`: the peak run (which the half-load run needs) plus that one.
+    // `--only half|idle|cold|none`: one scenario besides the peak runs. Only the half-load run
+    // needs the peak (its rate is derived from it), so `idle` and `cold` run alone.
     let only = args
         .iter()
         .skip_while(|a| *a != "--only")
@@ -89,7 +90,12 @@ fn main() -> Result<()> {
         // `--half-rate N` fixes the paced run's rate (an A/B of two builds at the same load) and,
         // with `--only half`, skips the peak runs it would otherwise be derived from.
         let fixed_rate: f64 = arg(&args, "--half-rate", 0.0);
-        let peak = if fixed_rate > 0.0 && only == Some("half") {
+        let peak_needed = match only {
+            Some("half") => fixed_rate <= 0.0,
+            Some("idle" | "cold") => false,
+            _ => true,
+        };
+        let peak = if !peak_needed {
             Value::Null
         } else {
             scenarios::peak(&plan).await?
