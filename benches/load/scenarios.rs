@@ -410,6 +410,10 @@ pub async fn cold(plan: &Plan) -> Result<Value> {
     let _ = std::process::Command::new("sync").status();
     tokio::time::sleep(Duration::from_secs(2)).await;
     const WARM: usize = 32;
+    anyhow::ensure!(
+        urls.len() > WARM,
+        "the cold scenario needs --tenants above {WARM}"
+    );
     let warm_set: Vec<String> = urls[..WARM].to_vec();
     probes(&warm_set, "warmup", CONCURRENT).await;
     // Cold and warm probes alternate, so whatever else the machine is doing (evicted files
@@ -417,6 +421,13 @@ pub async fn cold(plan: &Plan) -> Result<Value> {
     // warm set in a fixed shuffled order (each cold tenant is probed once: the stride is prime
     // to the count); the warm set is revisited often enough to stay open. First one visitor at
     // a time (the latency a lone visitor sees), then `CONCURRENT` at once (the verdict).
+    if urls.len() - WARM < 2 * plan.probes {
+        println!(
+            "note: {} tenants outside the warm set for {} cold probes; some \"cold\" tenants are probed twice",
+            urls.len() - WARM,
+            2 * plan.probes
+        );
+    }
     let cold_tenant = |k: usize| urls[WARM + (k * 7919) % (urls.len() - WARM)].clone();
     let mixed = |from: usize| -> Vec<String> {
         (0..2 * plan.probes)
