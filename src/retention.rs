@@ -242,9 +242,7 @@ mod tests {
     use crate::vault::{repo, schema};
 
     fn tenant_file() -> Connection {
-        let mut conn = Connection::open_in_memory().unwrap();
-        crate::db::migrate(&mut conn, schema::MIGRATIONS).unwrap();
-        conn
+        crate::db::migrated_in_memory(schema::MIGRATIONS)
     }
 
     #[test]

@@ -174,9 +174,7 @@ mod tests {
     use crate::catalog::schema::MIGRATIONS;
 
     fn catalog() -> Connection {
-        let mut conn = Connection::open_in_memory().unwrap();
-        db::migrate(&mut conn, MIGRATIONS).unwrap();
-        conn
+        db::migrated_in_memory(MIGRATIONS)
     }
 
     fn record(conn: &Connection, tenant: &TenantId, action: &str) {

@@ -209,9 +209,7 @@ mod tests {
     use crate::catalog::schema;
 
     fn catalog_at(version: usize) -> Connection {
-        let mut conn = Connection::open_in_memory().unwrap();
-        db::migrate(&mut conn, &schema::MIGRATIONS[..version]).unwrap();
-        conn
+        db::migrated_in_memory(&schema::MIGRATIONS[..version])
     }
 
     fn acme() -> TenantId {

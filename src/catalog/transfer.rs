@@ -186,9 +186,7 @@ mod tests {
     use crate::domain::{Origin, WidgetKey};
 
     fn catalog() -> Connection {
-        let mut conn = Connection::open_in_memory().unwrap();
-        crate::db::migrate(&mut conn, schema::MIGRATIONS).unwrap();
-        conn
+        crate::db::migrated_in_memory(schema::MIGRATIONS)
     }
 
     fn seed(conn: &Connection, id: &TenantId) {

@@ -148,6 +148,14 @@ pub fn migrate(conn: &mut Connection, migrations: &[&str]) -> Result<()> {
     Ok(())
 }
 
+/// Tests: an in-memory database brought to the schema of `migrations`.
+#[cfg(test)]
+pub fn migrated_in_memory(migrations: &[&str]) -> Connection {
+    let mut conn = Connection::open_in_memory().expect("an in-memory database opens");
+    migrate(&mut conn, migrations).expect("the migrations apply");
+    conn
+}
+
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
     let since = std::time::SystemTime::now()
