@@ -107,7 +107,7 @@ pub fn commit_visitor_message(
             (id, None)
         }
         Inserted::Duplicate(id) => {
-            let reply = repo::reply_to(conn, &id)?;
+            let reply = repo::reply_to(conn, &conversation, &id)?;
             (id, reply)
         }
     };

@@ -128,13 +128,23 @@ pub fn find_by_submit(
     Ok(id.and_then(|id| MessageId::parse(&id)))
 }
 
-/// The stored reply to a visitor message, if one was committed.
-pub fn reply_to(conn: &Connection, visitor_message: &MessageId) -> Result<Option<StoredMessage>> {
+/// The stored reply to a visitor message of `conversation`, if one was committed (read through
+/// the conversation's index: a resent submit is rare, an index on `reply_to` would cost every
+/// reply's commit a page).
+pub fn reply_to(
+    conn: &Connection,
+    conversation: &ConversationId,
+    visitor_message: &MessageId,
+) -> Result<Option<StoredMessage>> {
     Ok(conn
         .prepare_cached(
-            "SELECT id, role, text, at FROM messages WHERE reply_to = ?1 ORDER BY seq LIMIT 1",
+            "SELECT id, role, text, at FROM messages
+             WHERE conversation_id = ?1 AND reply_to = ?2 ORDER BY seq LIMIT 1",
         )?
-        .query_row([visitor_message.as_str()], read_message)
+        .query_row(
+            [conversation.as_str(), visitor_message.as_str()],
+            read_message,
+        )
         .optional()?)
 }
 
@@ -210,7 +220,10 @@ pub const INDEX_GROUP: i64 = 32;
 /// stored message.
 pub fn index_pending_in_groups(conn: &Connection) -> rusqlite::Result<()> {
     let waiting: i64 = conn
-        .prepare_cached("SELECT count(*) FROM fts_pending")?
+        .prepare_cached(
+            "SELECT count(*) FROM messages
+             WHERE seq > (SELECT indexed_through FROM totals WHERE id = 1)",
+        )?
         .query_row([], |r| r.get(0))?;
     if waiting >= INDEX_GROUP {
         index_pending_messages(conn)?;
@@ -218,18 +231,21 @@ pub fn index_pending_in_groups(conn: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// Adds every message still waiting (see `schema`, migration 4) to the full-text index, in one
-/// go. Returns how many it indexed.
+/// Adds every message above the index mark (see `schema`, migration 5) to the full-text index,
+/// in one go, and moves the mark up. Returns how many it indexed.
 pub fn index_pending_messages(conn: &Connection) -> rusqlite::Result<usize> {
     let indexed = conn
         .prepare_cached(
             "INSERT INTO messages_fts (rowid, text)
-             SELECT m.seq, m.text FROM fts_pending p JOIN messages m ON m.seq = p.seq",
+             SELECT seq, text FROM messages
+             WHERE seq > (SELECT indexed_through FROM totals WHERE id = 1)",
         )?
         .execute([])?;
     if indexed > 0 {
-        conn.prepare_cached("DELETE FROM fts_pending")?
-            .execute([])?;
+        conn.prepare_cached(
+            "UPDATE totals SET indexed_through = (SELECT max(seq) FROM messages) WHERE id = 1",
+        )?
+        .execute([])?;
     }
     Ok(indexed)
 }

@@ -146,4 +146,37 @@ CREATE TRIGGER messages_after_delete AFTER DELETE ON messages BEGIN
     UPDATE totals SET messages = messages - 1 WHERE id = 1;
 END;
 "#,
+    // 4 → 5: fewer pages per commit. Every page a commit changes is encrypted, MACed and
+    // written to the WAL, and each table or index a write touches is at least one page. The
+    // full-text queue becomes a mark in `totals` (whose page every commit changes anyway):
+    // every message with `seq <= indexed_through` is in the index and no later one is. A new
+    // row's seq is one more than the largest, so the mark never exceeds the largest seq: a
+    // delete lowers it to that. Replies are found through their conversation's index, so
+    // `messages_by_reply_to` goes too (a page per reply commit).
+    r#"
+INSERT INTO messages_fts (rowid, text)
+    SELECT m.seq, m.text FROM fts_pending p JOIN messages m ON m.seq = p.seq;
+DROP TRIGGER messages_after_insert;
+DROP TRIGGER messages_after_delete;
+DROP TABLE fts_pending;
+DROP INDEX messages_by_reply_to;
+ALTER TABLE totals ADD COLUMN indexed_through INTEGER NOT NULL DEFAULT 0;
+UPDATE totals SET indexed_through = coalesce((SELECT max(seq) FROM messages), 0);
+
+CREATE TRIGGER messages_after_insert AFTER INSERT ON messages BEGIN
+    UPDATE conversations SET message_count = message_count + 1,
+            visitor_count = visitor_count + (NEW.role = 'visitor'),
+            last_at = max(last_at, NEW.at)
+        WHERE id = NEW.conversation_id;
+    UPDATE totals SET messages = messages + 1 WHERE id = 1;
+END;
+-- A row above the mark was never indexed (FTS5 must be told to delete exactly what it holds).
+CREATE TRIGGER messages_after_delete AFTER DELETE ON messages BEGIN
+    INSERT INTO messages_fts (messages_fts, rowid, text)
+        SELECT 'delete', OLD.seq, OLD.text FROM totals WHERE id = 1 AND OLD.seq <= indexed_through;
+    UPDATE totals SET messages = messages - 1,
+            indexed_through = min(indexed_through, coalesce((SELECT max(seq) FROM messages), 0))
+        WHERE id = 1;
+END;
+"#,
 ];

@@ -63,7 +63,10 @@ fn a_conversation_keeps_its_messages_in_order() {
         ["hello", "hi there"]
     );
     assert_eq!(messages[1].role, Role::Assistant);
-    assert_eq!(reply_to(&conn, &first).unwrap().unwrap().text, "hi there");
+    assert_eq!(
+        reply_to(&conn, &conv, &first).unwrap().unwrap().text,
+        "hi there"
+    );
     let summary = conversation(&conn, &conv).unwrap().unwrap();
     assert_eq!(
         (summary.started_at, summary.last_at, summary.message_count),
@@ -273,6 +276,89 @@ fn migrating_a_version_3_file_keeps_its_index_and_counts_its_turns() {
     assert_eq!(fts_hits(&conn, "beacon"), 3);
     assert!(delete_conversation(&conn, &conv).unwrap());
     assert_eq!(fts_hits(&conn, "beacon"), 0);
+    assert_fts_consistent(&conn);
+}
+
+#[test]
+fn migrating_a_version_4_file_indexes_its_queue_and_keeps_finding_replies() {
+    let (_dir, mut conn) = tenant_file_at(&MIGRATIONS[..4]);
+    let conv = ConversationId::generate();
+    create_conversation(&conn, &conv, b"h", 1).unwrap();
+    // Three messages indexed by the version-4 writer, two still in its queue.
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let s = SubmitId::parse(&format!("s{i}")).unwrap();
+        ids.push(insert_new_message(&conn, &visitor(&conv, "beacon", &s, i)).unwrap());
+        if i == 2 {
+            conn.execute_batch(
+                "INSERT INTO messages_fts (rowid, text)
+                     SELECT m.seq, m.text FROM fts_pending p JOIN messages m ON m.seq = p.seq;
+                 DELETE FROM fts_pending;",
+            )
+            .unwrap();
+        }
+    }
+    let reply = NewMessage {
+        conversation: &conv,
+        role: Role::Assistant,
+        text: "lighthouse",
+        at: 9,
+        submit_id: None,
+        reply_to: Some(&ids[4]),
+        tokens: 1,
+    };
+    insert_message(&conn, &reply).unwrap();
+    db::migrate(&mut conn, MIGRATIONS).unwrap();
+
+    assert_eq!(
+        index_pending_messages(&conn).unwrap(),
+        0,
+        "the queue was indexed"
+    );
+    assert_eq!(fts_hits(&conn, "beacon"), 5);
+    assert_eq!(fts_hits(&conn, "lighthouse"), 1);
+    assert_fts_consistent(&conn);
+    let tables: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master
+             WHERE name IN ('fts_pending', 'messages_by_reply_to')",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(tables, 0);
+    assert_eq!(
+        reply_to(&conn, &conv, &ids[4]).unwrap().unwrap().text,
+        "lighthouse"
+    );
+    assert!(reply_to(&conn, &conv, &ids[3]).unwrap().is_none());
+    assert!(delete_conversation(&conn, &conv).unwrap());
+    assert_eq!(fts_hits(&conn, "lighthouse"), 0);
+    assert_fts_consistent(&conn);
+}
+
+#[test]
+fn a_mark_lowered_by_deletes_leaves_no_new_row_unindexed() {
+    let (_dir, conn) = tenant_file();
+    let keep = conversation_saying(&conn, "anchor", 2);
+    let newest = conversation_saying(&conn, "anchor", 3);
+    assert_eq!(index_pending_messages(&conn).unwrap(), 5);
+    // The three newest rows, all below the mark, go; their seqs come back for new rows, one
+    // of which is then deleted again before it was ever indexed.
+    assert!(delete_conversation(&conn, &newest).unwrap());
+    let again = conversation_saying(&conn, "buoy", 2);
+    assert_eq!(fts_hits(&conn, "buoy"), 0);
+    assert!(delete_conversation(&conn, &again).unwrap());
+    // (FTS5's check compares the index with every content row, so it runs only when none wait.)
+    assert_fts_consistent(&conn);
+    let last = conversation_saying(&conn, "buoy", 1);
+    assert_eq!(index_pending_messages(&conn).unwrap(), 1);
+    assert_eq!(fts_hits(&conn, "buoy"), 1);
+    assert_eq!(fts_hits(&conn, "anchor"), 2);
+    assert_fts_consistent(&conn);
+    assert!(delete_conversation(&conn, &last).unwrap());
+    assert!(delete_conversation(&conn, &keep).unwrap());
+    assert_eq!(index_pending_messages(&conn).unwrap(), 0);
     assert_fts_consistent(&conn);
 }
 
