@@ -268,8 +268,48 @@ pub fn totals(conn: &Connection) -> Result<Totals> {
     )?)
 }
 
-/// Adds to one day's usage counters.
+/// Adds to one day's usage counters. The current day's are kept in the `totals` row (see
+/// `schema`, migration 6); the first write of a later day moves them to `usage_daily`, and a
+/// write for an earlier day (the clock stepped back over midnight) goes straight there.
 pub fn add_usage(conn: &Connection, delta: &DailyUsage) -> Result<()> {
+    let current: String = conn
+        .prepare_cached("SELECT day FROM totals WHERE id = 1")?
+        .query_row([], |r| r.get(0))?;
+    if delta.day < current {
+        return add_usage_to_history(conn, delta);
+    }
+    if delta.day > current {
+        conn.prepare_cached(
+            "INSERT INTO usage_daily (day, messages, replies, tokens_in, tokens_out)
+             SELECT day, day_messages, day_replies, day_tokens_in, day_tokens_out
+             FROM totals WHERE id = 1 AND day <> ''
+             ON CONFLICT (day) DO UPDATE SET messages = messages + excluded.messages,
+                 replies = replies + excluded.replies, tokens_in = tokens_in + excluded.tokens_in,
+                 tokens_out = tokens_out + excluded.tokens_out",
+        )?
+        .execute([])?;
+        conn.prepare_cached(
+            "UPDATE totals SET day = ?1, day_messages = 0, day_replies = 0, day_tokens_in = 0,
+                 day_tokens_out = 0
+             WHERE id = 1",
+        )?
+        .execute([&delta.day])?;
+    }
+    conn.prepare_cached(
+        "UPDATE totals SET day_messages = day_messages + ?1, day_replies = day_replies + ?2,
+             day_tokens_in = day_tokens_in + ?3, day_tokens_out = day_tokens_out + ?4
+         WHERE id = 1",
+    )?
+    .execute(params![
+        delta.messages,
+        delta.replies,
+        delta.tokens_in,
+        delta.tokens_out
+    ])?;
+    Ok(())
+}
+
+fn add_usage_to_history(conn: &Connection, delta: &DailyUsage) -> Result<()> {
     conn.prepare_cached(
         "INSERT INTO usage_daily (day, messages, replies, tokens_in, tokens_out) VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT (day) DO UPDATE SET messages = messages + ?2, replies = replies + ?3,
@@ -281,11 +321,19 @@ pub fn add_usage(conn: &Connection, delta: &DailyUsage) -> Result<()> {
     Ok(())
 }
 
+/// Every day's usage, from the history and the current day's counters (a day can be in both:
+/// a file migrated during it, or a clock that stepped back).
+const USAGE_BY_DAY: &str = "
+    SELECT day, sum(messages), sum(replies), sum(tokens_in), sum(tokens_out) FROM (
+        SELECT day, messages, replies, tokens_in, tokens_out FROM usage_daily
+        UNION ALL
+        SELECT day, day_messages, day_replies, day_tokens_in, day_tokens_out
+        FROM totals WHERE id = 1 AND day <> ''
+    )";
+
 pub fn usage_on(conn: &Connection, day: &str) -> Result<DailyUsage> {
     Ok(conn
-        .prepare_cached(
-            "SELECT day, messages, replies, tokens_in, tokens_out FROM usage_daily WHERE day = ?1",
-        )?
+        .prepare_cached(&format!("{USAGE_BY_DAY} WHERE day = ?1 GROUP BY day"))?
         .query_row([day], read_usage)
         .optional()?
         .unwrap_or_else(|| DailyUsage {
@@ -296,15 +344,20 @@ pub fn usage_on(conn: &Connection, day: &str) -> Result<DailyUsage> {
 
 /// Every day with usage, newest first.
 pub fn usage_days(conn: &Connection, limit: usize) -> Result<Vec<DailyUsage>> {
-    let mut stmt = conn.prepare(
-        "SELECT day, messages, replies, tokens_in, tokens_out FROM usage_daily ORDER BY day DESC LIMIT ?1",
-    )?;
+    let mut stmt = conn.prepare(&format!(
+        "{USAGE_BY_DAY} GROUP BY day ORDER BY day DESC LIMIT ?1"
+    ))?;
     let rows = stmt.query_map([i64::try_from(limit).unwrap_or(i64::MAX)], read_usage)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
 pub fn reset_usage(conn: &Connection) -> Result<()> {
-    conn.execute("DELETE FROM usage_daily", [])?;
+    conn.execute_batch(
+        "DELETE FROM usage_daily;
+         UPDATE totals SET day = '', day_messages = 0, day_replies = 0, day_tokens_in = 0,
+             day_tokens_out = 0
+         WHERE id = 1;",
+    )?;
     Ok(())
 }
 

@@ -179,4 +179,15 @@ CREATE TRIGGER messages_after_delete AFTER DELETE ON messages BEGIN
         WHERE id = 1;
 END;
 "#,
+    // 5 → 6: the current day's usage counters live in the `totals` row too, for the same
+    // reason (a visitor message's and a reply's commit each updated a `usage_daily` row, one
+    // more page); `usage_daily` keeps the earlier days, and a day's counters move there when
+    // the next day's first write arrives (`repo::add_usage`).
+    r#"
+ALTER TABLE totals ADD COLUMN day TEXT NOT NULL DEFAULT '';
+ALTER TABLE totals ADD COLUMN day_messages INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE totals ADD COLUMN day_replies INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE totals ADD COLUMN day_tokens_in INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE totals ADD COLUMN day_tokens_out INTEGER NOT NULL DEFAULT 0;
+"#,
 ];

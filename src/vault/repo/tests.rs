@@ -398,6 +398,75 @@ fn usage_accumulates_per_day_and_resets() {
     assert!(usage_days(&conn, 10).unwrap().is_empty());
 }
 
+fn usage(day: &str, messages: i64, tokens_out: i64) -> DailyUsage {
+    DailyUsage {
+        day: day.into(),
+        messages,
+        replies: messages,
+        tokens_in: 1,
+        tokens_out,
+    }
+}
+
+fn usage_table(conn: &Connection) -> Vec<(String, i64, i64, i64, i64)> {
+    usage_days(conn, 10)
+        .unwrap()
+        .into_iter()
+        .map(|u| (u.day, u.messages, u.replies, u.tokens_in, u.tokens_out))
+        .collect()
+}
+
+#[test]
+fn a_new_day_moves_the_last_days_usage_to_the_history() {
+    let (_dir, conn) = tenant_file();
+    add_usage(&conn, &usage("2026-11-24", 1, 5)).unwrap();
+    add_usage(&conn, &usage("2026-11-24", 2, 5)).unwrap();
+    add_usage(&conn, &usage("2026-11-25", 4, 7)).unwrap();
+    // The clock stepped back over midnight: the earlier day is already history.
+    add_usage(&conn, &usage("2026-11-24", 8, 1)).unwrap();
+    add_usage(&conn, &usage("2026-11-26", 16, 2)).unwrap();
+    let history: i64 = conn
+        .query_row("SELECT count(*) FROM usage_daily", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(history, 2, "the current day is not in the history yet");
+    assert_eq!(
+        usage_table(&conn),
+        [
+            ("2026-11-26".into(), 16, 16, 1, 2),
+            ("2026-11-25".into(), 4, 4, 1, 7),
+            ("2026-11-24".into(), 11, 11, 3, 11),
+        ]
+    );
+    assert_eq!(usage_on(&conn, "2026-11-25").unwrap().tokens_out, 7);
+    assert_eq!(usage_on(&conn, "2026-11-26").unwrap().messages, 16);
+    assert_eq!(usage_days(&conn, 1).unwrap().len(), 1);
+    reset_usage(&conn).unwrap();
+    assert!(usage_table(&conn).is_empty());
+    assert_eq!(usage_on(&conn, "2026-11-26").unwrap().messages, 0);
+}
+
+#[test]
+fn migrating_a_version_5_file_keeps_the_days_usage() {
+    let (_dir, mut conn) = tenant_file_at(&MIGRATIONS[..5]);
+    conn.execute(
+        "INSERT INTO usage_daily (day, messages, replies, tokens_in, tokens_out)
+         VALUES ('2026-11-24', 3, 3, 30, 60), ('2026-11-25', 1, 1, 10, 20)",
+        [],
+    )
+    .unwrap();
+    db::migrate(&mut conn, MIGRATIONS).unwrap();
+    add_usage(&conn, &usage("2026-11-25", 1, 5)).unwrap();
+    assert_eq!(
+        usage_table(&conn),
+        [
+            ("2026-11-25".into(), 2, 2, 11, 25),
+            ("2026-11-24".into(), 3, 3, 30, 60),
+        ]
+    );
+    add_usage(&conn, &usage("2026-11-26", 1, 5)).unwrap();
+    assert_eq!(usage_on(&conn, "2026-11-25").unwrap().tokens_out, 25);
+}
+
 #[test]
 fn stored_token_hashes_come_back() {
     let (_dir, conn) = tenant_file();
