@@ -338,12 +338,13 @@ impl Vault {
     }
 }
 
-/// How a tenant file's writer batches: `gather` (see [`Vault::with_commit_gather`]) and new
-/// messages indexed in groups before a commit. Public so the storage benchmark's writers match.
+/// How a tenant file's writer batches: `gather` (see [`Vault::with_commit_gather`]) and a
+/// backlog of messages the replies did not index indexed before a commit. Public so the
+/// storage benchmark's writers match.
 pub fn tenant_batching(gather: std::time::Duration) -> Batching {
     Batching {
         gather,
-        before_commit: Some(repo::index_pending_in_groups),
+        before_commit: Some(repo::index_pending_backlog),
     }
 }
 

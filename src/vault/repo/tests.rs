@@ -190,6 +190,21 @@ fn new_messages_reach_the_index_in_one_step_and_deletes_keep_it_consistent() {
 }
 
 #[test]
+fn any_commit_indexes_a_backlog_the_replies_left() {
+    let (_dir, conn) = tenant_file();
+    let conv = ConversationId::generate();
+    create_conversation(&conn, &conv, b"h", 1).unwrap();
+    for i in 0..INDEX_BACKLOG {
+        assert_eq!(fts_hits(&conn, "sextant"), 0, "indexed after {i} messages");
+        let s = SubmitId::parse(&format!("s{i}")).unwrap();
+        insert_message(&conn, &visitor(&conv, "sextant", &s, i)).unwrap();
+        index_pending_backlog(&conn).unwrap();
+    }
+    assert_eq!(fts_hits(&conn, "sextant"), INDEX_BACKLOG);
+    assert_eq!(index_pending_messages(&conn).unwrap(), 0);
+}
+
+#[test]
 fn the_writer_indexes_waiting_messages_in_groups() {
     let (_dir, conn) = tenant_file();
     let conv = ConversationId::generate();
