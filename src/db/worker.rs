@@ -67,7 +67,11 @@ impl<T: Send + 'static> Outcome for Held<T> {
 }
 
 enum Msg {
-    Batch(BatchJob),
+    /// `patient`: the job may wait for company (see [`Batching::patience`]).
+    Batch {
+        job: BatchJob,
+        patient: bool,
+    },
     Exclusive(ExclusiveJob),
 }
 
@@ -104,7 +108,9 @@ pub struct Worker;
 
 /// Runs inside each batch transaction after its jobs, just before `COMMIT`; an error rolls the
 /// whole batch back and every job in it hears the error.
-pub type BeforeCommit = fn(&Connection) -> rusqlite::Result<()>;
+/// Its flag says whether every job in the batch is patient (nobody waits on this commit in a
+/// hurry), so slower bookkeeping can be left for such a batch.
+pub type BeforeCommit = fn(&Connection, bool) -> rusqlite::Result<()>;
 
 /// How a worker batches its writes.
 #[derive(Clone, Copy, Debug, Default)]
@@ -113,6 +119,10 @@ pub struct Batching {
     /// up to this long after its first job for more to join it (still at most [`MAX_BATCH`]).
     /// A lone write on an idle worker never waits.
     pub gather: Duration,
+    /// A batch made only of patient jobs ([`WorkerHandle::enqueue_patient`]) waits up to this
+    /// long after its first job for another write to share its commit, and commits as soon as
+    /// an impatient job joins it.
+    pub patience: Duration,
     /// Work done once per batch rather than once per job (tenant files index new messages).
     pub before_commit: Option<BeforeCommit>,
 }
@@ -172,8 +182,31 @@ impl WorkerHandle {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
+        self.enqueue_job(f, false)
+    }
+
+    /// [`enqueue`](Self::enqueue) for a write whose caller can wait a little: its commit may
+    /// wait up to [`Batching::patience`] for another write to share it.
+    pub fn enqueue_patient<T, F>(&self, f: F) -> Result<impl Future<Output = Result<T>> + use<T, F>>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        self.enqueue_job(f, true)
+    }
+
+    fn enqueue_job<T, F>(
+        &self,
+        f: F,
+        patient: bool,
+    ) -> Result<impl Future<Output = Result<T>> + use<T, F>>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
         let (tx, rx) = oneshot::channel();
-        self.send(Msg::Batch(batch_job(f, tx)))?;
+        let job = batch_job(f, tx);
+        self.send(Msg::Batch { job, patient })?;
         let handle = self.clone();
         Ok(async move { rx.await.unwrap_or_else(|_| Err(handle.gone())) })
     }
@@ -185,7 +218,11 @@ impl WorkerHandle {
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
         let (tx, rx) = oneshot::channel();
-        self.send(Msg::Batch(batch_job(f, tx)))?;
+        let job = batch_job(f, tx);
+        self.send(Msg::Batch {
+            job,
+            patient: false,
+        })?;
         rx.blocking_recv().unwrap_or_else(|_| Err(self.gone()))
     }
 
@@ -240,33 +277,65 @@ where
     Box::new(Call { f, tx })
 }
 
+/// The jobs of the next batch, as they are gathered.
+struct Gathering {
+    jobs: Vec<BatchJob>,
+    exclusive: Option<ExclusiveJob>,
+    /// Every job so far is patient.
+    patient: bool,
+}
+
+impl Gathering {
+    fn take(&mut self, msg: Msg) {
+        match msg {
+            Msg::Batch { job, patient } => {
+                self.jobs.push(job);
+                self.patient &= patient;
+            }
+            Msg::Exclusive(job) => self.exclusive = Some(job),
+        }
+    }
+
+    /// An exclusive job runs right after the batch, so nothing more joins it.
+    fn is_closed(&self) -> bool {
+        self.exclusive.is_some() || self.jobs.len() >= MAX_BATCH
+    }
+}
+
 fn serve(mut conn: Connection, rx: Receiver<Msg>, batching: Batching) {
     let mut busy = false;
     while let Ok(first) = rx.recv() {
-        let wait = if busy {
-            batching.gather
-        } else {
-            Duration::ZERO
+        let opened = Instant::now();
+        let gathered = opened
+            + if busy {
+                batching.gather
+            } else {
+                Duration::ZERO
+            };
+        let waited_for_company = opened + batching.patience;
+        let mut next = Gathering {
+            jobs: Vec::new(),
+            exclusive: None,
+            patient: true,
         };
-        let deadline = Instant::now() + wait;
-        let mut batch = Vec::new();
-        let mut exclusive = None;
-        match first {
-            Msg::Batch(job) => batch.push(job),
-            Msg::Exclusive(job) => exclusive = Some(job),
-        }
-        while exclusive.is_none() && batch.len() < MAX_BATCH {
+        next.take(first);
+        while !next.is_closed() {
+            let deadline = if next.patient {
+                gathered.max(waited_for_company)
+            } else {
+                gathered
+            };
             match next_queued(&rx, deadline) {
-                Some(Msg::Batch(job)) => batch.push(job),
-                Some(Msg::Exclusive(job)) => exclusive = Some(job),
+                Some(msg) => next.take(msg),
                 None => break,
             }
         }
-        busy = batch.len() > 1;
-        if !batch.is_empty() {
-            run_batch(&conn, batch, batching.before_commit);
+        busy = next.jobs.len() > 1;
+        if !next.jobs.is_empty() {
+            let before_commit = batching.before_commit.map(|step| (step, next.patient));
+            run_batch(&conn, next.jobs, before_commit);
         }
-        if let Some(job) = exclusive {
+        if let Some(job) = next.exclusive {
             job(&mut conn);
         }
     }
@@ -286,7 +355,7 @@ fn next_queued(rx: &Receiver<Msg>, deadline: Instant) -> Option<Msg> {
     }
 }
 
-fn run_batch(conn: &Connection, batch: Vec<BatchJob>, before_commit: Option<BeforeCommit>) {
+fn run_batch(conn: &Connection, batch: Vec<BatchJob>, before_commit: Option<(BeforeCommit, bool)>) {
     if let Err(e) = run_cached(conn, "BEGIN IMMEDIATE") {
         let reason = e.to_string();
         tracing::warn!(error = %reason, "could not begin a transaction");
@@ -310,7 +379,7 @@ fn run_batch(conn: &Connection, batch: Vec<BatchJob>, before_commit: Option<Befo
         deliveries.push((settled, outcome));
     }
     let committed = before_commit
-        .map_or(Ok(()), |step| step(conn))
+        .map_or(Ok(()), |(step, patient)| step(conn, patient))
         .and_then(|()| run_cached(conn, "COMMIT"));
     if committed.is_err() {
         let _ = run_cached(conn, "ROLLBACK");
@@ -339,9 +408,107 @@ fn storage_error(reason: &str) -> Error {
 fn fail_all(rx: Receiver<Msg>, reason: &str) {
     while let Ok(msg) = rx.recv() {
         match msg {
-            Msg::Batch(job) => job.abort(Error::Unavailable(reason.to_owned())),
+            Msg::Batch { job, .. } => job.abort(Error::Unavailable(reason.to_owned())),
             // Dropping it drops its reply sender, which the caller reads as `gone()`.
             Msg::Exclusive(job) => drop(job),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Records each batch (and whether it was all patient) inside its own transaction.
+    fn record_batch(conn: &Connection, patient: bool) -> rusqlite::Result<()> {
+        conn.execute("INSERT INTO batches (patient) VALUES (?1)", [patient])
+            .map(drop)
+    }
+
+    fn worker(patience: Duration) -> WorkerHandle {
+        let batching = Batching {
+            gather: Duration::ZERO,
+            patience,
+            before_commit: Some(record_batch),
+        };
+        Worker::spawn_batching("test".into(), batching, || {
+            let conn = Connection::open_in_memory()?;
+            conn.execute_batch(
+                "CREATE TABLE batches (patient INTEGER);
+                 CREATE TABLE writes (n INTEGER);",
+            )?;
+            Ok(conn)
+        })
+        .unwrap()
+    }
+
+    fn write(n: i64) -> impl FnOnce(&Connection) -> Result<()> + Send + 'static {
+        move |conn| {
+            conn.execute("INSERT INTO writes (n) VALUES (?1)", [n])?;
+            Ok(())
+        }
+    }
+
+    fn batches(worker: &WorkerHandle) -> Vec<bool> {
+        worker
+            .call_blocking(|conn| {
+                let mut stmt = conn.prepare("SELECT patient FROM batches ORDER BY rowid")?;
+                let rows = stmt.query_map([], |r| r.get(0))?;
+                Ok(rows.collect::<rusqlite::Result<Vec<bool>>>()?)
+            })
+            .unwrap()
+    }
+
+    fn block_on<T>(f: impl Future<Output = T>) -> T {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    #[test]
+    fn a_patient_write_shares_the_commit_of_the_next_write_and_does_not_wait_longer() {
+        let worker = worker(Duration::from_secs(60));
+        let started = Instant::now();
+        let patient = worker.enqueue_patient(write(1)).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        worker.call_blocking(write(2)).unwrap();
+        block_on(patient).unwrap();
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the impatient write closed the batch"
+        );
+        // One batch for both writes, not patient: the second write was in a hurry. (The read's
+        // own batch records itself only after the read.)
+        assert_eq!(batches(&worker), [false]);
+        let writes: i64 = worker
+            .call_blocking(|c| Ok(c.query_row("SELECT count(*) FROM writes", [], |r| r.get(0))?))
+            .unwrap();
+        assert_eq!(writes, 2);
+    }
+
+    #[test]
+    fn patient_writes_alone_commit_together_once_their_patience_is_spent() {
+        let patience = Duration::from_millis(50);
+        let worker = worker(patience);
+        let started = Instant::now();
+        let first = worker.enqueue_patient(write(1)).unwrap();
+        let second = worker.enqueue_patient(write(2)).unwrap();
+        block_on(async { (first.await, second.await) }).0.unwrap();
+        assert!(
+            started.elapsed() >= patience,
+            "committed before its patience was spent"
+        );
+        assert_eq!(batches(&worker), [true]);
+    }
+
+    #[test]
+    fn an_impatient_write_never_waits_for_company() {
+        let worker = worker(Duration::from_secs(60));
+        let started = Instant::now();
+        worker.call_blocking(write(1)).unwrap();
+        assert!(started.elapsed() < Duration::from_secs(30));
+        assert_eq!(batches(&worker), [false]);
     }
 }

@@ -125,7 +125,7 @@ pub fn commit_visitor_message(
 }
 
 /// Commits a finished reply (redacted when the tenant redacts before storing) and the day's
-/// usage in one transaction, with the full-text indexing of the messages that wait for it.
+/// usage in one transaction.
 pub fn commit_reply(
     conn: &Connection,
     conversation: &ConversationId,
@@ -157,7 +157,6 @@ pub fn commit_reply(
         ..DailyUsage::default()
     };
     repo::add_usage(conn, &delta)?;
-    repo::index_pending_in_groups(conn)?;
     Ok(id)
 }
 

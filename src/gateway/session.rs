@@ -713,7 +713,7 @@ impl Session {
             .app
             .store
             .vault
-            .call(&self.tenant, move |conn| {
+            .call_patient(&self.tenant, move |conn| {
                 let message =
                     reply::commit_reply(conn, &conversation, &reply_to, &text, usage, redaction)?;
                 if !reply_flags.is_empty() {

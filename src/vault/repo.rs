@@ -211,36 +211,27 @@ pub fn visitor_turns(conn: &Connection, conversation: &ConversationId) -> Result
         .optional()?)
 }
 
-/// How many new messages wait for the full-text index before a reply's commit adds them (one
-/// FTS5 segment and its bookkeeping pages per group, not per commit).
+/// How many new messages wait for the full-text index before a patient batch's commit adds
+/// them (one FTS5 segment and its bookkeeping pages per group, not per commit).
 pub const INDEX_GROUP: i64 = 32;
 
-/// How many may wait before any commit adds them: replies that never commit (an upstream
-/// outage) must not leave an ever longer queue for the next search.
+/// How many may wait before any commit adds them: when patient batches are rare (a busy
+/// tenant, or replies that never commit during an upstream outage) the queue for the next
+/// search must not grow without bound.
 pub const INDEX_BACKLOG: i64 = 8 * INDEX_GROUP;
 
-/// A reply's last step before its commit: indexes the waiting messages once there are
-/// [`INDEX_GROUP`] of them. Replies carry the indexing because nobody waits on their commit
-/// for a first token, as the visitor message's `accepted` does. A search indexes whatever is
-/// left first, so it always sees every stored message.
-pub fn index_pending_in_groups(conn: &Connection) -> rusqlite::Result<()> {
-    index_pending_from(conn, INDEX_GROUP)
-}
-
 /// The tenant writer's step before each commit: indexes the waiting messages once there are
-/// [`INDEX_BACKLOG`] of them.
-pub fn index_pending_backlog(conn: &Connection) -> rusqlite::Result<()> {
-    index_pending_from(conn, INDEX_BACKLOG)
-}
-
-fn index_pending_from(conn: &Connection, waiting_at_least: i64) -> rusqlite::Result<()> {
+/// [`INDEX_GROUP`] of them in a batch of patient jobs (finished replies, whose commit nobody
+/// waits on for a first token as a visitor message's `accepted` is), or [`INDEX_BACKLOG`] in
+/// any batch. A search indexes whatever is left first, so it always sees every stored message.
+pub fn index_before_commit(conn: &Connection, patient: bool) -> rusqlite::Result<()> {
     let waiting: i64 = conn
         .prepare_cached(
             "SELECT count(*) FROM messages
              WHERE seq > (SELECT indexed_through FROM totals WHERE id = 1)",
         )?
         .query_row([], |r| r.get(0))?;
-    if waiting >= waiting_at_least {
+    if waiting >= if patient { INDEX_GROUP } else { INDEX_BACKLOG } {
         index_pending_messages(conn)?;
     }
     Ok(())

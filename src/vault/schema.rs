@@ -118,7 +118,7 @@ CREATE TABLE passage_vectors (
     // full-text index once per commit instead of once per write: FTS5 flushes a segment at every
     // savepoint, and the tenant writer runs each job in its own. The insert trigger queues the
     // row in `fts_pending`; the writer indexes the queue in groups before a commit
-    // (`repo::index_pending_in_groups`) and a search indexes whatever is left first.
+    // (`repo::index_before_commit`) and a search indexes whatever is left first.
     r#"
 ALTER TABLE conversations ADD COLUMN visitor_count INTEGER NOT NULL DEFAULT 0;
 UPDATE conversations SET visitor_count =

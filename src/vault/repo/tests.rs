@@ -190,7 +190,7 @@ fn new_messages_reach_the_index_in_one_step_and_deletes_keep_it_consistent() {
 }
 
 #[test]
-fn any_commit_indexes_a_backlog_the_replies_left() {
+fn a_hurried_commit_indexes_only_a_backlog() {
     let (_dir, conn) = tenant_file();
     let conv = ConversationId::generate();
     create_conversation(&conn, &conv, b"h", 1).unwrap();
@@ -198,14 +198,14 @@ fn any_commit_indexes_a_backlog_the_replies_left() {
         assert_eq!(fts_hits(&conn, "sextant"), 0, "indexed after {i} messages");
         let s = SubmitId::parse(&format!("s{i}")).unwrap();
         insert_message(&conn, &visitor(&conv, "sextant", &s, i)).unwrap();
-        index_pending_backlog(&conn).unwrap();
+        index_before_commit(&conn, false).unwrap();
     }
     assert_eq!(fts_hits(&conn, "sextant"), INDEX_BACKLOG);
     assert_eq!(index_pending_messages(&conn).unwrap(), 0);
 }
 
 #[test]
-fn the_writer_indexes_waiting_messages_in_groups() {
+fn a_patient_commit_indexes_waiting_messages_in_groups() {
     let (_dir, conn) = tenant_file();
     let conv = ConversationId::generate();
     create_conversation(&conn, &conv, b"h", 1).unwrap();
@@ -215,7 +215,7 @@ fn the_writer_indexes_waiting_messages_in_groups() {
     };
     for i in 0..INDEX_GROUP - 1 {
         add(i);
-        index_pending_in_groups(&conn).unwrap();
+        index_before_commit(&conn, true).unwrap();
     }
     assert_eq!(
         fts_hits(&conn, "compass"),
@@ -223,7 +223,7 @@ fn the_writer_indexes_waiting_messages_in_groups() {
         "a group waits until it is whole"
     );
     add(INDEX_GROUP);
-    index_pending_in_groups(&conn).unwrap();
+    index_before_commit(&conn, true).unwrap();
     assert_eq!(fts_hits(&conn, "compass"), INDEX_GROUP);
     assert_eq!(index_pending_messages(&conn).unwrap(), 0);
     assert_fts_consistent(&conn);
