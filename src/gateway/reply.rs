@@ -3,6 +3,8 @@
 //! redaction setting applies here: to what is committed (`before_store`) and to every turn sent
 //! upstream (`before_llm`).
 
+use std::borrow::Cow;
+
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 use rusqlite::Connection;
@@ -28,7 +30,8 @@ pub enum Committed {
         /// Set only when this submit created the conversation.
         token: Option<String>,
         message: MessageId,
-        history: Vec<StoredMessage>,
+        /// The conversation's earlier turns, oldest first (then trimmed to the token budget).
+        history: Vec<Turn>,
         /// A resent submit whose reply was already committed.
         existing_reply: Option<StoredMessage>,
     },
@@ -76,7 +79,10 @@ pub fn commit_visitor_message(
     if resent.is_none() && turns >= i64::from(settings.max_turns_per_conversation) {
         return Ok(Committed::TurnLimit);
     }
-    let history = repo::recent_messages(conn, &conversation, HISTORY_MESSAGES)?;
+    let history = repo::prompt_history(conn, &conversation, HISTORY_MESSAGES, resent.as_ref())?
+        .into_iter()
+        .map(|(role, text)| Turn { role, text })
+        .collect();
     let text = settings.redaction.for_store(text);
     let text = text.as_ref();
     let tokens = i64::from(prompt::estimate_tokens(text));
@@ -111,10 +117,6 @@ pub fn commit_visitor_message(
             (id, reply)
         }
     };
-    let history = history
-        .into_iter()
-        .filter(|m| m.id != message.as_str())
-        .collect();
     Ok(Committed::Stored {
         conversation,
         token,
@@ -189,23 +191,21 @@ pub fn build_request(
     conversation: &ConversationId,
     settings: &TenantSettings,
     default_model: &str,
-    history: &[StoredMessage],
+    mut history: Vec<Turn>,
     text: &str,
     passages: &[Passage],
     history_budget: u32,
 ) -> ChatRequest {
     let redaction = settings.redaction;
-    let turns: Vec<Turn> = history
-        .iter()
-        .map(|m| Turn {
-            role: m.role,
-            text: redaction.for_llm(&m.text).into_owned(),
-        })
-        .collect();
+    for turn in &mut history {
+        if let Cow::Owned(redacted) = redaction.for_llm(&turn.text) {
+            turn.text = redacted;
+        }
+    }
     let text = redaction.for_llm(text);
     let input = PromptInput {
         tenant_prompt: &settings.system_prompt,
-        history: &turns,
+        history: &history,
         passages,
         new_text: &text,
         history_budget_tokens: history_budget,

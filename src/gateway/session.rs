@@ -35,7 +35,7 @@ struct Pending {
 /// What a visitor message's job read for its prompt, handed over before the commit.
 struct Prepared {
     conversation: ConversationId,
-    history: Vec<StoredMessage>,
+    history: Vec<crate::llm::prompt::Turn>,
     retrieved: crate::knowledge::Retrieved,
 }
 
@@ -528,7 +528,7 @@ impl Session {
             &prepared.conversation,
             &self.settings,
             &self.app.config.llm.model,
-            &prepared.history,
+            prepared.history,
             text,
             &prepared.retrieved.passages,
             self.app.config.history_budget_tokens,

@@ -165,6 +165,31 @@ pub fn recent_messages(
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+/// The roles and texts of the last `limit` messages of a conversation, oldest first, leaving
+/// out `except` (a resent submit's own message): what a prompt needs, and nothing it does not.
+pub fn prompt_history(
+    conn: &Connection,
+    conversation: &ConversationId,
+    limit: usize,
+    except: Option<&MessageId>,
+) -> Result<Vec<(Role, String)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT role, text FROM (
+             SELECT seq, role, text FROM messages WHERE conversation_id = ?1 AND id IS NOT ?3
+             ORDER BY seq DESC LIMIT ?2
+         ) ORDER BY seq",
+    )?;
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let rows = stmt.query_map(
+        params![conversation.as_str(), limit, except.map(MessageId::as_str)],
+        |row| {
+            let role = row.get_ref(0)?.as_str()?;
+            Ok((Role::parse(role).unwrap_or(Role::Visitor), row.get(1)?))
+        },
+    )?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 /// Every message of a conversation, oldest first.
 pub fn all_messages(
     conn: &Connection,

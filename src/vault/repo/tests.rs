@@ -394,6 +394,35 @@ fn recent_messages_returns_the_newest_in_chronological_order() {
 }
 
 #[test]
+fn prompt_history_is_the_newest_turns_in_order_without_the_resent_message() {
+    let (_dir, conn) = tenant_file();
+    let conv = ConversationId::generate();
+    create_conversation(&conn, &conv, b"h", 1).unwrap();
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        let s = SubmitId::parse(&format!("s{i}")).unwrap();
+        ids.push(insert_new_message(&conn, &visitor(&conv, &format!("m{i}"), &s, i)).unwrap());
+    }
+    let texts = |except: Option<&MessageId>| -> Vec<String> {
+        prompt_history(&conn, &conv, 3, except)
+            .unwrap()
+            .into_iter()
+            .map(|(role, text)| {
+                assert_eq!(role, Role::Visitor);
+                text
+            })
+            .collect()
+    };
+    assert_eq!(texts(None), ["m1", "m2", "m3"]);
+    assert_eq!(texts(Some(&ids[2])), ["m0", "m1", "m3"]);
+    assert!(
+        prompt_history(&conn, &ConversationId::generate(), 3, None)
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[test]
 fn usage_accumulates_per_day_and_resets() {
     let (_dir, conn) = tenant_file();
     let delta = DailyUsage {
