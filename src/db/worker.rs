@@ -2,17 +2,21 @@
 //!
 //! Jobs that queue up while a commit is under way run together in the next transaction, each in
 //! its own savepoint (group commit): one encrypted commit pays for many writes, and every caller
-//! still hears back only after its write is durable. Exclusive jobs run between batches, outside
-//! any transaction, and may replace the connection (purge, rekey).
+//! still hears back only after its write is durable. A batch of patient jobs only (finished
+//! replies) waits a little for another write to share its commit. Exclusive jobs run between
+//! batches, outside any transaction, and may replace the connection (purge, rekey). The thread's
+//! side of this lives in `serve`.
 
-use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
+use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
 use crate::error::{Error, Result};
+
+mod serve;
 
 type BatchJob = Box<dyn Job>;
 type ExclusiveJob = Box<dyn FnOnce(&mut Connection) + Send>;
@@ -75,9 +79,6 @@ enum Msg {
     Exclusive(ExclusiveJob),
 }
 
-/// The most jobs one transaction takes; bounds the latency a batch adds to its first job.
-const MAX_BATCH: usize = 64;
-
 /// A cheap handle to a worker thread; the thread ends when the last handle is dropped.
 #[derive(Clone)]
 pub struct WorkerHandle {
@@ -116,7 +117,7 @@ pub type BeforeCommit = fn(&Connection, bool) -> rusqlite::Result<()>;
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Batching {
     /// While writes arrive together (the previous batch held more than one job), a batch waits
-    /// up to this long after its first job for more to join it (still at most [`MAX_BATCH`]).
+    /// up to this long after its first job for more to join it (still at most 64 jobs).
     /// A lone write on an idle worker never waits.
     pub gather: Duration,
     /// A batch made only of patient jobs ([`WorkerHandle::enqueue_patient`]) waits up to this
@@ -149,10 +150,10 @@ impl Worker {
             .name(name)
             .stack_size(256 * 1024)
             .spawn(move || match open() {
-                Ok(conn) => serve(conn, rx, batching),
+                Ok(conn) => serve::serve(conn, rx, batching),
                 Err(e) => {
                     let _ = thread_failure.set(e.to_string());
-                    fail_all(rx, &e.to_string());
+                    serve::fail_all(rx, &e.to_string());
                 }
             })
             .map_err(|e| Error::Unavailable(format!("cannot start a database thread: {e}")))?;
@@ -277,238 +278,5 @@ where
     Box::new(Call { f, tx })
 }
 
-/// The jobs of the next batch, as they are gathered.
-struct Gathering {
-    jobs: Vec<BatchJob>,
-    exclusive: Option<ExclusiveJob>,
-    /// Every job so far is patient.
-    patient: bool,
-}
-
-impl Gathering {
-    fn take(&mut self, msg: Msg) {
-        match msg {
-            Msg::Batch { job, patient } => {
-                self.jobs.push(job);
-                self.patient &= patient;
-            }
-            Msg::Exclusive(job) => self.exclusive = Some(job),
-        }
-    }
-
-    /// An exclusive job runs right after the batch, so nothing more joins it.
-    fn is_closed(&self) -> bool {
-        self.exclusive.is_some() || self.jobs.len() >= MAX_BATCH
-    }
-}
-
-fn serve(mut conn: Connection, rx: Receiver<Msg>, batching: Batching) {
-    let mut busy = false;
-    while let Ok(first) = rx.recv() {
-        let opened = Instant::now();
-        let gathered = opened
-            + if busy {
-                batching.gather
-            } else {
-                Duration::ZERO
-            };
-        let waited_for_company = opened + batching.patience;
-        let mut next = Gathering {
-            jobs: Vec::new(),
-            exclusive: None,
-            patient: true,
-        };
-        next.take(first);
-        while !next.is_closed() {
-            let deadline = if next.patient {
-                gathered.max(waited_for_company)
-            } else {
-                gathered
-            };
-            match next_queued(&rx, deadline) {
-                Some(msg) => next.take(msg),
-                None => break,
-            }
-        }
-        busy = next.jobs.len() > 1;
-        if !next.jobs.is_empty() {
-            let before_commit = batching.before_commit.map(|step| (step, next.patient));
-            run_batch(&conn, next.jobs, before_commit);
-        }
-        if let Some(job) = next.exclusive {
-            job(&mut conn);
-        }
-    }
-}
-
-/// The next queued message, waiting for one until `deadline` at most.
-fn next_queued(rx: &Receiver<Msg>, deadline: Instant) -> Option<Msg> {
-    match rx.try_recv() {
-        Ok(msg) => Some(msg),
-        Err(TryRecvError::Disconnected) => None,
-        Err(TryRecvError::Empty) => {
-            let left = deadline.saturating_duration_since(Instant::now());
-            (!left.is_zero())
-                .then(|| rx.recv_timeout(left).ok())
-                .flatten()
-        }
-    }
-}
-
-fn run_batch(conn: &Connection, batch: Vec<BatchJob>, before_commit: Option<(BeforeCommit, bool)>) {
-    if let Err(e) = run_cached(conn, "BEGIN IMMEDIATE") {
-        let reason = e.to_string();
-        tracing::warn!(error = %reason, "could not begin a transaction");
-        for job in batch {
-            // Never run a job outside a transaction: answer it with the error instead.
-            job.abort(storage_error(&reason));
-        }
-        return;
-    }
-    let mut deliveries = Vec::with_capacity(batch.len());
-    for job in batch {
-        let savepoint = run_cached(conn, "SAVEPOINT job");
-        let outcome = job.run(conn);
-        let settled = match (savepoint, outcome.succeeded()) {
-            (Ok(()), true) => run_cached(conn, "RELEASE job"),
-            (Ok(()), false) => {
-                run_cached(conn, "ROLLBACK TO job").and_then(|()| run_cached(conn, "RELEASE job"))
-            }
-            (Err(e), _) => Err(e),
-        };
-        deliveries.push((settled, outcome));
-    }
-    let committed = before_commit
-        .map_or(Ok(()), |(step, patient)| step(conn, patient))
-        .and_then(|()| run_cached(conn, "COMMIT"));
-    if committed.is_err() {
-        let _ = run_cached(conn, "ROLLBACK");
-    }
-    let commit_error = committed.err().map(|e| e.to_string());
-    for (settled, outcome) in deliveries {
-        let committed = match (&commit_error, settled) {
-            (None, Ok(())) => Ok(()),
-            (Some(reason), _) => Err(storage_error(reason)),
-            (None, Err(e)) => Err(Error::Storage(e)),
-        };
-        outcome.deliver(committed);
-    }
-}
-
-/// Runs one transaction-control statement from the connection's statement cache: these run
-/// several times per batch, and parsing them afresh each time showed up in profiles.
-fn run_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
-    conn.prepare_cached(sql)?.execute([]).map(drop)
-}
-
-fn storage_error(reason: &str) -> Error {
-    Error::Unavailable(format!("commit failed: {reason}"))
-}
-
-fn fail_all(rx: Receiver<Msg>, reason: &str) {
-    while let Ok(msg) = rx.recv() {
-        match msg {
-            Msg::Batch { job, .. } => job.abort(Error::Unavailable(reason.to_owned())),
-            // Dropping it drops its reply sender, which the caller reads as `gone()`.
-            Msg::Exclusive(job) => drop(job),
-        }
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Records each batch (and whether it was all patient) inside its own transaction.
-    fn record_batch(conn: &Connection, patient: bool) -> rusqlite::Result<()> {
-        conn.execute("INSERT INTO batches (patient) VALUES (?1)", [patient])
-            .map(drop)
-    }
-
-    fn worker(patience: Duration) -> WorkerHandle {
-        let batching = Batching {
-            gather: Duration::ZERO,
-            patience,
-            before_commit: Some(record_batch),
-        };
-        Worker::spawn_batching("test".into(), batching, || {
-            let conn = Connection::open_in_memory()?;
-            conn.execute_batch(
-                "CREATE TABLE batches (patient INTEGER);
-                 CREATE TABLE writes (n INTEGER);",
-            )?;
-            Ok(conn)
-        })
-        .unwrap()
-    }
-
-    fn write(n: i64) -> impl FnOnce(&Connection) -> Result<()> + Send + 'static {
-        move |conn| {
-            conn.execute("INSERT INTO writes (n) VALUES (?1)", [n])?;
-            Ok(())
-        }
-    }
-
-    fn batches(worker: &WorkerHandle) -> Vec<bool> {
-        worker
-            .call_blocking(|conn| {
-                let mut stmt = conn.prepare("SELECT patient FROM batches ORDER BY rowid")?;
-                let rows = stmt.query_map([], |r| r.get(0))?;
-                Ok(rows.collect::<rusqlite::Result<Vec<bool>>>()?)
-            })
-            .unwrap()
-    }
-
-    fn block_on<T>(f: impl Future<Output = T>) -> T {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(f)
-    }
-
-    #[test]
-    fn a_patient_write_shares_the_commit_of_the_next_write_and_does_not_wait_longer() {
-        let worker = worker(Duration::from_secs(60));
-        let started = Instant::now();
-        let patient = worker.enqueue_patient(write(1)).unwrap();
-        std::thread::sleep(Duration::from_millis(20));
-        worker.call_blocking(write(2)).unwrap();
-        block_on(patient).unwrap();
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "the impatient write closed the batch"
-        );
-        // One batch for both writes, not patient: the second write was in a hurry. (The read's
-        // own batch records itself only after the read.)
-        assert_eq!(batches(&worker), [false]);
-        let writes: i64 = worker
-            .call_blocking(|c| Ok(c.query_row("SELECT count(*) FROM writes", [], |r| r.get(0))?))
-            .unwrap();
-        assert_eq!(writes, 2);
-    }
-
-    #[test]
-    fn patient_writes_alone_commit_together_once_their_patience_is_spent() {
-        let patience = Duration::from_millis(50);
-        let worker = worker(patience);
-        let started = Instant::now();
-        let first = worker.enqueue_patient(write(1)).unwrap();
-        let second = worker.enqueue_patient(write(2)).unwrap();
-        block_on(async { (first.await, second.await) }).0.unwrap();
-        assert!(
-            started.elapsed() >= patience,
-            "committed before its patience was spent"
-        );
-        assert_eq!(batches(&worker), [true]);
-    }
-
-    #[test]
-    fn an_impatient_write_never_waits_for_company() {
-        let worker = worker(Duration::from_secs(60));
-        let started = Instant::now();
-        worker.call_blocking(write(1)).unwrap();
-        assert!(started.elapsed() < Duration::from_secs(30));
-        assert_eq!(batches(&worker), [false]);
-    }
-}
+mod tests;
