@@ -206,8 +206,7 @@ impl WorkerHandle {
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
         let (tx, rx) = oneshot::channel();
-        let job = batch_job(f, tx);
-        self.send(Msg::Batch { job, patient })?;
+        self.send(batch_job(f, tx, patient))?;
         let handle = self.clone();
         Ok(async move { rx.await.unwrap_or_else(|_| Err(handle.gone())) })
     }
@@ -219,11 +218,7 @@ impl WorkerHandle {
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
         let (tx, rx) = oneshot::channel();
-        let job = batch_job(f, tx);
-        self.send(Msg::Batch {
-            job,
-            patient: false,
-        })?;
+        self.send(batch_job(f, tx, false))?;
         rx.blocking_recv().unwrap_or_else(|_| Err(self.gone()))
     }
 
@@ -270,12 +265,16 @@ impl WorkerHandle {
     }
 }
 
-fn batch_job<T, F>(f: F, tx: oneshot::Sender<Result<T>>) -> BatchJob
+/// The message that queues `f` for a batch, answering on `tx`.
+fn batch_job<T, F>(f: F, tx: oneshot::Sender<Result<T>>, patient: bool) -> Msg
 where
     T: Send + 'static,
     F: FnOnce(&Connection) -> Result<T> + Send + 'static,
 {
-    Box::new(Call { f, tx })
+    Msg::Batch {
+        job: Box::new(Call { f, tx }),
+        patient,
+    }
 }
 
 #[cfg(test)]

@@ -319,12 +319,7 @@ pub fn add_usage(conn: &Connection, delta: &DailyUsage) -> Result<()> {
                  tokens_out = tokens_out + excluded.tokens_out",
         )?
         .execute([])?;
-        conn.prepare_cached(
-            "UPDATE totals SET day = ?1, day_messages = 0, day_replies = 0, day_tokens_in = 0,
-                 day_tokens_out = 0
-             WHERE id = 1",
-        )?
-        .execute([&delta.day])?;
+        start_usage_day(conn, &delta.day)?;
     }
     conn.prepare_cached(
         "UPDATE totals SET day_messages = day_messages + ?1, day_replies = day_replies + ?2,
@@ -337,6 +332,17 @@ pub fn add_usage(conn: &Connection, delta: &DailyUsage) -> Result<()> {
         delta.tokens_in,
         delta.tokens_out
     ])?;
+    Ok(())
+}
+
+/// Makes `day` the current day in the `totals` row, with its counters at zero ('' for none).
+fn start_usage_day(conn: &Connection, day: &str) -> Result<()> {
+    conn.prepare_cached(
+        "UPDATE totals SET day = ?1, day_messages = 0, day_replies = 0, day_tokens_in = 0,
+             day_tokens_out = 0
+         WHERE id = 1",
+    )?
+    .execute([day])?;
     Ok(())
 }
 
@@ -353,18 +359,25 @@ fn add_usage_to_history(conn: &Connection, delta: &DailyUsage) -> Result<()> {
 }
 
 /// Every day's usage, from the history and the current day's counters (a day can be in both:
-/// a file migrated during it, or a clock that stepped back).
-const USAGE_BY_DAY: &str = "
-    SELECT day, sum(messages), sum(replies), sum(tokens_in), sum(tokens_out) FROM (
-        SELECT day, messages, replies, tokens_in, tokens_out FROM usage_daily
-        UNION ALL
-        SELECT day, day_messages, day_replies, day_tokens_in, day_tokens_out
-        FROM totals WHERE id = 1 AND day <> ''
-    )";
+/// a file migrated during it, or a clock that stepped back). A macro so the queries built on it
+/// are literals: `usage_on` runs on every submit.
+macro_rules! usage_by_day {
+    ($rest:literal) => {
+        concat!(
+            "SELECT day, sum(messages), sum(replies), sum(tokens_in), sum(tokens_out) FROM (
+                 SELECT day, messages, replies, tokens_in, tokens_out FROM usage_daily
+                 UNION ALL
+                 SELECT day, day_messages, day_replies, day_tokens_in, day_tokens_out
+                 FROM totals WHERE id = 1 AND day <> ''
+             ) ",
+            $rest
+        )
+    };
+}
 
 pub fn usage_on(conn: &Connection, day: &str) -> Result<DailyUsage> {
     Ok(conn
-        .prepare_cached(&format!("{USAGE_BY_DAY} WHERE day = ?1 GROUP BY day"))?
+        .prepare_cached(usage_by_day!("WHERE day = ?1 GROUP BY day"))?
         .query_row([day], read_usage)
         .optional()?
         .unwrap_or_else(|| DailyUsage {
@@ -375,21 +388,14 @@ pub fn usage_on(conn: &Connection, day: &str) -> Result<DailyUsage> {
 
 /// Every day with usage, newest first.
 pub fn usage_days(conn: &Connection, limit: usize) -> Result<Vec<DailyUsage>> {
-    let mut stmt = conn.prepare(&format!(
-        "{USAGE_BY_DAY} GROUP BY day ORDER BY day DESC LIMIT ?1"
-    ))?;
+    let mut stmt = conn.prepare(usage_by_day!("GROUP BY day ORDER BY day DESC LIMIT ?1"))?;
     let rows = stmt.query_map([i64::try_from(limit).unwrap_or(i64::MAX)], read_usage)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
 pub fn reset_usage(conn: &Connection) -> Result<()> {
-    conn.execute_batch(
-        "DELETE FROM usage_daily;
-         UPDATE totals SET day = '', day_messages = 0, day_replies = 0, day_tokens_in = 0,
-             day_tokens_out = 0
-         WHERE id = 1;",
-    )?;
-    Ok(())
+    conn.execute("DELETE FROM usage_daily", [])?;
+    start_usage_day(conn, "")
 }
 
 pub(crate) fn read_message(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredMessage> {
