@@ -68,23 +68,43 @@ impl Process {
 
     /// User + system CPU time consumed so far.
     pub fn cpu(&self) -> Duration {
-        let stat =
-            std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap_or_default();
-        // Fields after the command name (which may contain spaces) start at the last ')'.
-        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-        let fields: Vec<u64> = rest
-            .split_whitespace()
-            .map(|f| f.parse().unwrap_or(0))
-            .collect();
-        // utime and stime are fields 14 and 15 of stat, i.e. 11 and 12 after the name.
-        let ticks = fields.get(11).copied().unwrap_or(0) + fields.get(12).copied().unwrap_or(0);
-        Duration::from_millis(ticks * 1000 / CLOCK_TICKS)
+        stat_cpu(&format!("/proc/{}/stat", self.pid()))
+    }
+
+    /// CPU time consumed so far by the server's tenant writer threads (named `tenant:…`), the
+    /// part of [`Process::cpu`] spent committing. Zero for children without such threads.
+    pub fn writer_cpu(&self) -> Duration {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{}/task", self.pid())) else {
+            return Duration::ZERO;
+        };
+        tasks
+            .filter_map(Result::ok)
+            .filter(|task| {
+                std::fs::read_to_string(task.path().join("comm"))
+                    .is_ok_and(|name| name.starts_with("tenant:"))
+            })
+            .map(|task| stat_cpu(&task.path().join("stat").display().to_string()))
+            .sum()
     }
 
     /// Open file descriptors (sockets and database files).
     pub fn open_fds(&self) -> usize {
         std::fs::read_dir(format!("/proc/{}/fd", self.pid())).map_or(0, |d| d.count())
     }
+}
+
+/// User + system time from a `/proc/…/stat` file (a process's or one thread's).
+fn stat_cpu(path: &str) -> Duration {
+    let stat = std::fs::read_to_string(path).unwrap_or_default();
+    // Fields after the command name (which may contain spaces) start at the last ')'.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<u64> = rest
+        .split_whitespace()
+        .map(|f| f.parse().unwrap_or(0))
+        .collect();
+    // utime and stime are fields 14 and 15 of stat, i.e. 11 and 12 after the name.
+    let ticks = fields.get(11).copied().unwrap_or(0) + fields.get(12).copied().unwrap_or(0);
+    Duration::from_millis(ticks * 1000 / CLOCK_TICKS)
 }
 
 /// `sysconf(_SC_CLK_TCK)`, which is 100 on every Linux platform this runs on.
@@ -103,9 +123,10 @@ impl Drop for Process {
     }
 }
 
-/// CPU and memory of a process over one measured window.
+/// CPU of a process over one measured window.
 pub struct Usage {
     started_cpu: Duration,
+    started_writer_cpu: Duration,
     started: Instant,
 }
 
@@ -113,13 +134,22 @@ impl Usage {
     pub fn start(p: &Process) -> Self {
         Self {
             started_cpu: p.cpu(),
+            started_writer_cpu: p.writer_cpu(),
             started: Instant::now(),
         }
     }
 
     /// Cores used on average over the window (1.0 = one core busy).
     pub fn cores(&self, p: &Process) -> f64 {
-        let cpu = p.cpu().saturating_sub(self.started_cpu);
+        self.per_second(p.cpu().saturating_sub(self.started_cpu))
+    }
+
+    /// The part of [`Usage::cores`] used by tenant writer threads.
+    pub fn writer_cores(&self, p: &Process) -> f64 {
+        self.per_second(p.writer_cpu().saturating_sub(self.started_writer_cpu))
+    }
+
+    fn per_second(&self, cpu: Duration) -> f64 {
         cpu.as_secs_f64() / self.started.elapsed().as_secs_f64().max(1e-9)
     }
 }

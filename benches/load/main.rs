@@ -7,7 +7,8 @@
 //! `cargo bench --bench load` (full) or `cargo bench --bench load -- --quick` (CI-size).
 //! Options: `--tokens N` (20), `--token-delay-us N` (0), `--connections N` (256),
 //! `--messages N`, `--gather-us N` (1000: extra gateway runs with a commit gather; 0 skips),
-//! `--rounds N` (3; peak runs rotate over the variants N times, medians reported), `--only …`,
+//! `--rounds N` (3; peak runs rotate over the variants N times and the half-load run repeats N
+//! times, medians reported), `--only …`,
 //! `--durability full|normal` (tenant commits fsynced one by one, the default, or not),
 //! `--think-ms N` (0: each peak client's pause between a reply and its next submit),
 //! `--half-rate N` (the paced run at N msg/s instead of half the measured peak). Prints tables and writes `<target-dir>/bench/load.json`. Numbers only.
