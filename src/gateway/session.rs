@@ -448,8 +448,10 @@ impl Session {
             }
         };
         self.conversation = Some(conversation.clone());
-        let sent = send(
-            &self.app,
+        // Fed, not yet flushed: every path below flushes it at once, together with the reply's
+        // first delta when that has already arrived (it usually has: the request was sent while
+        // the commit was written), so the two leave in one write instead of two.
+        let sent = feed(
             ws,
             ServerFrame::Accepted {
                 id: id.to_string(),
@@ -507,6 +509,8 @@ impl Session {
             )
             .await;
         };
+        let mut steps = reply::reply_steps(opened.opening);
+        let ready = steps.next().now_or_never();
         self.active = Some(ActiveReply {
             id,
             conversation,
@@ -515,10 +519,14 @@ impl Session {
             usage: None,
             prompt_estimate: opened.prompt_estimate,
             started,
-            steps: reply::reply_steps(opened.opening),
+            steps,
             sources: opened.sources,
         });
-        Ok(())
+        match ready {
+            // `on_steps` writes the first delta (and `accepted` before it) without delay.
+            Some(step) => self.on_steps(ws, step.unwrap_or(Step::End)).await,
+            None => flush(ws).await,
+        }
     }
 
     /// Builds the upstream request for a prepared visitor turn and sends it.
