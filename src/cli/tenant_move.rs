@@ -68,6 +68,8 @@ pub async fn run(out: &Output, args: MoveArgs) -> Result<()> {
     }
     let secret = ClusterSecret::require(args.cluster_secret_file.as_deref())?;
     let http = reqwest::Client::builder()
+        // A node answers itself or not at all: a redirect would carry the bundle elsewhere.
+        .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(Duration::from_secs(5))
         // No total timeout: a large tenant streams for as long as it takes, but a stalled one fails.
         .read_timeout(Duration::from_secs(120))

@@ -31,7 +31,7 @@ impl Embedder {
         if let Some(key) = api_key {
             config = config.with_api_key(key);
         }
-        let http = reqwest::Client::builder()
+        let http = crate::llm::upstream_http()
             .timeout(Duration::from_secs(30))
             .build()
             .unwrap_or_default();

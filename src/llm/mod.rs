@@ -16,6 +16,24 @@ use futures_util::stream::BoxStream;
 
 pub use prompt::{PromptMessage, PromptRole};
 
+/// The start of every HTTP client that sends visitor text upstream (chat, moderation,
+/// embeddings): redirects are never followed. A `307`/`308` would have the client re-send the
+/// same body, the visitor's words, to wherever the upstream points; the configured base URL is
+/// the only place a prompt may go. The redirect is answered as the upstream failing, and logged
+/// (status and target host only) so the operator can correct the base URL.
+pub fn upstream_http() -> reqwest::ClientBuilder {
+    let policy = reqwest::redirect::Policy::custom(|attempt| {
+        tracing::warn!(
+            status = attempt.status().as_u16(),
+            to_host = %attempt.url().host_str().unwrap_or(""),
+            "the upstream answered with a redirect, which is never followed; \
+             set its base URL to the final address"
+        );
+        attempt.stop()
+    });
+    reqwest::Client::builder().redirect(policy)
+}
+
 /// One upstream request.
 #[derive(Clone, Debug)]
 pub struct ChatRequest {

@@ -35,7 +35,7 @@ impl OpenAiBackend {
         if let Some(key) = api_key {
             config = config.with_api_key(key);
         }
-        let http = reqwest::Client::builder()
+        let http = super::upstream_http()
             .connect_timeout(connect_timeout)
             .pool_idle_timeout(Duration::from_secs(60))
             .build()

@@ -33,6 +33,8 @@ pub enum Behavior {
     Malformed,
     /// Two pieces, then the connection is cut.
     ResetMidStream,
+    /// `307 Temporary Redirect` to this URL (which would make a client re-send the body there).
+    Redirect(String),
 }
 
 #[derive(Default)]
@@ -124,6 +126,12 @@ async fn complete(State(state): State<Arc<FakeState>>, body: Bytes) -> Response 
             tokio::time::sleep(Duration::from_secs(3600)).await;
             StatusCode::GATEWAY_TIMEOUT.into_response()
         }
+        Behavior::Redirect(to) => (
+            StatusCode::TEMPORARY_REDIRECT,
+            [("location", to)],
+            "moved; send the request again there",
+        )
+            .into_response(),
         Behavior::Malformed => {
             let body = "data: {this is not json\n\ndata: [DONE]\n\n";
             ([("content-type", "text/event-stream")], body).into_response()

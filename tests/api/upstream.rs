@@ -177,3 +177,38 @@ async fn repeated_failures_open_the_circuit_and_a_probe_closes_it() {
         "and the circuit is closed again"
     );
 }
+
+#[tokio::test]
+async fn a_redirect_from_the_upstream_is_not_followed() {
+    // A 307 asks the client to send the same body, the visitor's wrapped text, somewhere else.
+    // The configured base URL is the only place a prompt may go.
+    let app = spawn_app().await;
+    let elsewhere = crate::fake_llm::FakeLlm::start().await;
+    let target = format!("{}/chat/completions", elsewhere.base_url);
+    app.llm
+        .script((0..2).map(|_| Behavior::Redirect(target.clone())));
+    let mut widget = app.widget().await;
+    let frames = widget.exchange("a", "my order number is 4711").await;
+    assert_eq!(frames[0]["type"], "accepted");
+    assert_eq!(
+        frames.last().unwrap()["code"],
+        "upstream_unavailable",
+        "{frames:?}"
+    );
+    assert!(
+        elsewhere.requests().is_empty(),
+        "the redirect target received {:?}",
+        elsewhere.requests()
+    );
+    assert!(
+        !app.llm.requests().is_empty(),
+        "the configured upstream was asked"
+    );
+    let logs = crate::helpers::captured_logs();
+    let line = logs
+        .lines()
+        .find(|l| l.contains("never followed") && l.contains("status=307"))
+        .unwrap_or_else(|| panic!("the operator is told about the redirect:\n{logs}"));
+    assert!(line.contains("to_host=127.0.0.1"), "{line}");
+    assert!(!logs.contains("4711"), "visitor text is never logged");
+}
