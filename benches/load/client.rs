@@ -25,6 +25,8 @@ pub struct Sample {
     pub first_delta: Option<Duration>,
     pub done: Option<Duration>,
     pub error: Option<String>,
+    /// One of the connection's warm-up submits: sent and counted, left out of the percentiles.
+    pub warmup: bool,
 }
 
 /// The shape of a run.
@@ -35,6 +37,10 @@ pub struct Load {
     pub think: Duration,
     /// When set, each connection sends one submit per `pace` (closed loop if it falls behind).
     pub pace: Option<Duration>,
+    /// Submits each connection sends first, paced like the rest, whose latencies are left out
+    /// of the percentiles: a fresh server's first burst (every tenant's first commit creating
+    /// its WAL, statements prepared, upstream connections opened) is not the steady state.
+    pub warmup: usize,
 }
 
 /// Everything a run produced.
@@ -51,6 +57,15 @@ impl Outcome {
 
     pub fn throughput(&self) -> f64 {
         self.completed() as f64 / self.wall.as_secs_f64().max(1e-9)
+    }
+
+    /// The samples the percentiles are taken over (all but the warm-up).
+    pub fn measured(&self) -> impl Iterator<Item = &Sample> {
+        self.samples.iter().filter(|s| !s.warmup)
+    }
+
+    pub fn warmups(&self) -> impl Iterator<Item = &Sample> {
+        self.samples.iter().filter(|s| s.warmup)
     }
 }
 
@@ -151,11 +166,12 @@ pub async fn run_sockets(sockets: Vec<Ws>, load: &Load, tag: &str) -> Outcome {
         .map(|(c, mut ws)| {
             let (load, tag) = (load.clone(), tag.to_owned());
             tokio::spawn(async move {
-                let mut samples = Vec::with_capacity(load.messages);
-                for m in 0..load.messages {
+                let mut samples = Vec::with_capacity(load.warmup + load.messages);
+                for m in 0..load.warmup + load.messages {
                     wait_turn(started, &load, c, count, m).await;
                     let text = format!("Do you ship to Norway, and how long does it take? ({m})");
-                    let sample = exchange(&mut ws, &format!("{tag}-{c}-{m}"), &text).await;
+                    let mut sample = exchange(&mut ws, &format!("{tag}-{c}-{m}"), &text).await;
+                    sample.warmup = m < load.warmup;
                     let broken = sample.error.as_deref() == Some("socket_closed");
                     samples.push(sample);
                     if broken {
@@ -210,16 +226,18 @@ pub async fn run_direct(base_url: &str, load: &Load) -> Result<Outcome> {
         .map(|c| {
             let (client, url, load) = (client.clone(), url.clone(), load.clone());
             tokio::spawn(async move {
-                let mut samples = Vec::with_capacity(load.messages);
-                for m in 0..load.messages {
+                let mut samples = Vec::with_capacity(load.warmup + load.messages);
+                for m in 0..load.warmup + load.messages {
                     wait_turn(started, &load, c, load.connections, m).await;
-                    let sample = tokio::time::timeout(REPLY_TIMEOUT, direct_one(&client, &url, m))
-                        .await
-                        .unwrap_or_else(|_| Err(anyhow::anyhow!("client_timeout")))
-                        .unwrap_or_else(|e| Sample {
-                            error: Some(e.to_string()),
-                            ..Sample::default()
-                        });
+                    let mut sample =
+                        tokio::time::timeout(REPLY_TIMEOUT, direct_one(&client, &url, m))
+                            .await
+                            .unwrap_or_else(|_| Err(anyhow::anyhow!("client_timeout")))
+                            .unwrap_or_else(|e| Sample {
+                                error: Some(e.to_string()),
+                                ..Sample::default()
+                            });
+                    sample.warmup = m < load.warmup;
                     samples.push(sample);
                     if !load.think.is_zero() {
                         tokio::time::sleep(load.think).await;
