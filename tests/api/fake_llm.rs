@@ -43,6 +43,9 @@ struct FakeState {
     script: Mutex<VecDeque<Behavior>>,
     moderation_down: std::sync::atomic::AtomicBool,
     moderation_requests: std::sync::atomic::AtomicUsize,
+    embedding_requests: std::sync::atomic::AtomicUsize,
+    /// When set, every endpoint answers `307` to the same path under this base URL.
+    redirect_to: Mutex<Option<String>>,
 }
 
 /// A running fake.
@@ -89,6 +92,17 @@ impl FakeLlm {
             .store(down, std::sync::atomic::Ordering::SeqCst);
     }
 
+    /// Makes every endpoint (chat, moderation, embeddings) redirect to another base URL.
+    pub fn redirect_everything_to(&self, base_url: &str) {
+        *self.state.redirect_to.lock().unwrap() = Some(base_url.to_owned());
+    }
+
+    pub fn embedding_requests(&self) -> usize {
+        self.state
+            .embedding_requests
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     pub fn moderation_requests(&self) -> usize {
         self.state
             .moderation_requests
@@ -103,9 +117,27 @@ impl FakeLlm {
     }
 }
 
+/// The `307` every endpoint answers with while [`FakeLlm::redirect_everything_to`] is set.
+fn redirect(state: &FakeState, path: &str) -> Option<Response> {
+    let base = state.redirect_to.lock().unwrap().clone()?;
+    Some(moved_to(format!("{base}{path}")))
+}
+
+fn moved_to(location: String) -> Response {
+    (
+        StatusCode::TEMPORARY_REDIRECT,
+        [("location", location)],
+        "moved; send the request again there",
+    )
+        .into_response()
+}
+
 async fn complete(State(state): State<Arc<FakeState>>, body: Bytes) -> Response {
     let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     state.requests.lock().unwrap().push(request);
+    if let Some(moved) = redirect(&state, "/chat/completions") {
+        return moved;
+    }
     let behavior = state.script.lock().unwrap().pop_front();
     match behavior.unwrap_or_else(|| Behavior::Reply(DEFAULT_REPLY.map(String::from).to_vec())) {
         Behavior::Reply(pieces) => sse(pieces, Duration::ZERO, false),
@@ -126,12 +158,7 @@ async fn complete(State(state): State<Arc<FakeState>>, body: Bytes) -> Response 
             tokio::time::sleep(Duration::from_secs(3600)).await;
             StatusCode::GATEWAY_TIMEOUT.into_response()
         }
-        Behavior::Redirect(to) => (
-            StatusCode::TEMPORARY_REDIRECT,
-            [("location", to)],
-            "moved; send the request again there",
-        )
-            .into_response(),
+        Behavior::Redirect(to) => moved_to(to),
         Behavior::Malformed => {
             let body = "data: {this is not json\n\ndata: [DONE]\n\n";
             ([("content-type", "text/event-stream")], body).into_response()
@@ -174,7 +201,13 @@ fn embed(text: &str) -> Vec<f32> {
     vector
 }
 
-async fn embeddings(body: Bytes) -> Response {
+async fn embeddings(State(state): State<Arc<FakeState>>, body: Bytes) -> Response {
+    state
+        .embedding_requests
+        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    if let Some(moved) = redirect(&state, "/embeddings") {
+        return moved;
+    }
     let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let inputs: Vec<String> = match &request["input"] {
         Value::String(s) => vec![s.clone()],
@@ -197,6 +230,9 @@ async fn moderate(State(state): State<Arc<FakeState>>, body: Bytes) -> Response 
     state
         .moderation_requests
         .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    if let Some(moved) = redirect(&state, "/moderations") {
+        return moved;
+    }
     if state
         .moderation_down
         .load(std::sync::atomic::Ordering::SeqCst)

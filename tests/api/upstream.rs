@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use crate::fake_llm::Behavior;
-use crate::helpers::{TestApp, reply_text, spawn_app};
+use crate::helpers::{TestApp, reply_text, spawn_app, spawn_app_with};
 
 async fn stored_messages(app: &TestApp) -> i64 {
     let acme = chatvault::domain::TenantId::parse("acme").unwrap();
@@ -215,5 +215,42 @@ async fn a_redirect_from_the_upstream_is_not_followed() {
     assert!(
         !logs.contains("CANARY-redirect"),
         "visitor text is never logged"
+    );
+}
+
+#[tokio::test]
+async fn no_upstream_client_follows_a_redirect() {
+    // Moderation and the question's embedding see the visitor's text too; all three clients must
+    // stay on the configured base URL.
+    let app = spawn_app_with(|c| c.llm.embeddings_model = Some("fake-embed".into())).await;
+    let (status, body) = crate::customer_api::Api::new(&app, &app.acme.api_key)
+        .send(
+            reqwest::Method::PATCH,
+            "/v1/settings",
+            Some(serde_json::json!({"safety": {"mode": "endpoint", "block": [], "fail_closed": false}})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let elsewhere = crate::fake_llm::FakeLlm::start().await;
+    app.llm.redirect_everything_to(&elsewhere.base_url);
+    let mut widget = app.widget().await;
+    let frames = widget.exchange("a", "CANARY-redirect-all").await;
+    assert_eq!(
+        frames.last().unwrap()["code"],
+        "upstream_unavailable",
+        "{frames:?}"
+    );
+    assert!(
+        app.llm.moderation_requests() > 0 && app.llm.embedding_requests() > 0,
+        "moderation and embeddings were asked at the configured URL"
+    );
+    assert_eq!(
+        (
+            elsewhere.requests().len(),
+            elsewhere.moderation_requests(),
+            elsewhere.embedding_requests()
+        ),
+        (0, 0, 0),
+        "the redirect target received nothing"
     );
 }
