@@ -137,6 +137,15 @@ fn summarise(
     })
 }
 
+/// "1 round", "3 rounds".
+fn rounds(n: usize) -> String {
+    if n == 1 {
+        "1 round".to_owned()
+    } else {
+        format!("{n} rounds")
+    }
+}
+
 fn header(title: &str) {
     println!("\n## {title}");
     println!(
@@ -195,14 +204,14 @@ pub async fn peak(plan: &Plan) -> Result<Value> {
         warmup: 0,
     };
     header(&format!(
-        "Peak: {} sockets × {} submits, {}-token replies, {} µs/token, think {} ms, {} tenants, {} rounds (latencies in ms)",
+        "Peak: {} sockets × {} submits, {}-token replies, {} µs/token, think {} ms, {} tenants, {} (latencies in ms)",
         load.connections,
         load.messages,
         plan.tokens,
         plan.token_delay_us,
         plan.think_ms,
         plan.peak_tenants,
-        plan.rounds
+        rounds(plan.rounds)
     ));
     let llm = llm(plan)?;
     let gather = plan.gather_us;
@@ -331,10 +340,10 @@ pub async fn half_load(plan: &Plan, peak_rate: f64) -> Result<Value> {
         warmup: 1,
     };
     header(&format!(
-        "Half of peak: {rate:.0} msg/s offered ({} sockets, one submit per {:.0} ms each, the first a warm-up), {} rounds",
+        "Half of peak: {rate:.0} msg/s offered ({} sockets, one submit per {:.0} ms each, the first a warm-up), {}",
         plan.connections,
         ms(pace),
-        plan.rounds
+        rounds(plan.rounds)
     ));
     let llm = llm(plan)?;
     let at = |v: &Value, q: &str| v["first_delta"][q].as_f64().unwrap_or(f64::NAN);
@@ -377,8 +386,8 @@ pub async fn half_load(plan: &Plan, peak_rate: f64) -> Result<Value> {
         median("ttfd_overhead_p99_ms"),
     );
     println!(
-        "time-to-first-delta overhead, median of {} rounds: p50 +{over50:.2} ms (target ≤ 1: {}), p99 +{over99:.2} ms (target ≤ 5: {})",
-        rounds.len(),
+        "time-to-first-delta overhead, median of {}: p50 +{over50:.2} ms (target ≤ 1: {}), p99 +{over99:.2} ms (target ≤ 5: {})",
+        self::rounds(rounds.len()),
         verdict(over50 <= 1.0),
         verdict(over99 <= 5.0)
     );
