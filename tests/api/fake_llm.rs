@@ -117,6 +117,16 @@ impl FakeLlm {
     }
 }
 
+/// Counts a request to `path`; the `307` it gets while redirecting, if that is set.
+fn counted(
+    state: &FakeState,
+    counter: &std::sync::atomic::AtomicUsize,
+    path: &str,
+) -> Option<Response> {
+    counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    redirect(state, path)
+}
+
 /// The `307` every endpoint answers with while [`FakeLlm::redirect_everything_to`] is set.
 fn redirect(state: &FakeState, path: &str) -> Option<Response> {
     let base = state.redirect_to.lock().unwrap().clone()?;
@@ -202,10 +212,7 @@ fn embed(text: &str) -> Vec<f32> {
 }
 
 async fn embeddings(State(state): State<Arc<FakeState>>, body: Bytes) -> Response {
-    state
-        .embedding_requests
-        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-    if let Some(moved) = redirect(&state, "/embeddings") {
+    if let Some(moved) = counted(&state, &state.embedding_requests, "/embeddings") {
         return moved;
     }
     let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
@@ -227,10 +234,7 @@ async fn embeddings(State(state): State<Arc<FakeState>>, body: Bytes) -> Respons
 
 /// Flags every category named as `FLAG:<category>` in the input.
 async fn moderate(State(state): State<Arc<FakeState>>, body: Bytes) -> Response {
-    state
-        .moderation_requests
-        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-    if let Some(moved) = redirect(&state, "/moderations") {
+    if let Some(moved) = counted(&state, &state.moderation_requests, "/moderations") {
         return moved;
     }
     if state

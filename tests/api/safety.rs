@@ -8,7 +8,8 @@ use serde_json::{Value, json};
 use crate::customer_api::Api;
 use crate::helpers::{TestApp, spawn_app};
 
-async fn safety(app: &TestApp, settings: Value) {
+/// Sets the tenant's safety settings through the customer API.
+pub async fn safety(app: &TestApp, settings: Value) {
     let (status, body) = Api::new(app, &app.acme.api_key)
         .send(
             Method::PATCH,

@@ -223,14 +223,11 @@ async fn no_upstream_client_follows_a_redirect() {
     // Moderation and the question's embedding see the visitor's text too; all three clients must
     // stay on the configured base URL.
     let app = spawn_app_with(|c| c.llm.embeddings_model = Some("fake-embed".into())).await;
-    let (status, body) = crate::customer_api::Api::new(&app, &app.acme.api_key)
-        .send(
-            reqwest::Method::PATCH,
-            "/v1/settings",
-            Some(serde_json::json!({"safety": {"mode": "endpoint", "block": [], "fail_closed": false}})),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
+    crate::safety::safety(
+        &app,
+        serde_json::json!({"mode": "endpoint", "block": [], "fail_closed": false}),
+    )
+    .await;
     let elsewhere = crate::fake_llm::FakeLlm::start().await;
     app.llm.redirect_everything_to(&elsewhere.base_url);
     let mut widget = app.widget().await;
