@@ -593,66 +593,95 @@ async fn probes(
 pub fn print_summary(report: &Value) {
     let peak = &report["peak"];
     let f = |v: &Value| v.as_f64().unwrap_or(f64::NAN);
+    let count = |v: &Value, default: &str| {
+        if v.is_null() {
+            default.to_string()
+        } else {
+            v.to_string()
+        }
+    };
     println!("\n## Summary (markdown, for the README)\n");
     println!("| measure | result | target | verdict |\n|---|---|---|---|");
-    let row = |what: &str, result: String, target: &str, met: &Value| {
-        println!(
-            "| {what} | {result} | {target} | {} |",
-            verdict(met.as_bool().unwrap_or(false))
-        );
-    };
+    // A scenario left out with `--only` has no section in the report: its row says so rather
+    // than judging NaN.
+    let row =
+        |what: &str, section: &Value, result: &dyn Fn() -> String, target: &str, met: &Value| {
+            if section.is_null() {
+                println!("| {what} | not run | {target} | — |");
+            } else {
+                println!(
+                    "| {what} | {} | {target} | {} |",
+                    result(),
+                    verdict(met.as_bool().unwrap_or(false))
+                );
+            }
+        };
     row(
         "gateway throughput / direct-to-LLM (256 sockets, 20-token replies)",
-        format!(
-            "{:.0} / {:.0} msg/s = {:.2}",
-            f(&peak["gateway_sqlcipher"]["throughput"]),
-            f(&peak["direct"]["throughput"]),
-            f(&peak["ratios"]["gateway_over_direct"])
-        ),
+        peak,
+        &|| {
+            format!(
+                "{:.0} / {:.0} msg/s = {:.2}",
+                f(&peak["gateway_sqlcipher"]["throughput"]),
+                f(&peak["direct"]["throughput"]),
+                f(&peak["ratios"]["gateway_over_direct"])
+            )
+        },
         "≥ 0.50",
         &peak["ratios"]["met_gateway_over_direct"],
     );
     row(
         "encryption cost at load (vs same gateway on plain SQLite)",
-        format!(
-            "{:.1}% ({:.0} vs {:.0} msg/s)",
-            100.0 * f(&peak["ratios"]["encryption_cost"]),
-            f(&peak["gateway_sqlcipher"]["throughput"]),
-            f(&peak["gateway_plain"]["throughput"])
-        ),
+        peak,
+        &|| {
+            format!(
+                "{:.1}% ({:.0} vs {:.0} msg/s)",
+                100.0 * f(&peak["ratios"]["encryption_cost"]),
+                f(&peak["gateway_sqlcipher"]["throughput"]),
+                f(&peak["gateway_plain"]["throughput"])
+            )
+        },
         "≤ 15%",
         &peak["ratios"]["met_encryption_cost"],
     );
     let half = &report["half_load"];
     row(
         "time-to-first-delta overhead p50 at half of peak (median round)",
-        format!("+{:.2} ms", f(&half["ttfd_overhead_p50_ms"])),
+        half,
+        &|| format!("+{:.2} ms", f(&half["ttfd_overhead_p50_ms"])),
         "≤ 1 ms",
         &half["met_p50"],
     );
     row(
         "time-to-first-delta overhead p99 at half of peak (median round)",
-        format!("+{:.2} ms", f(&half["ttfd_overhead_p99_ms"])),
+        half,
+        &|| format!("+{:.2} ms", f(&half["ttfd_overhead_p99_ms"])),
         "≤ 5 ms",
         &half["met_p99"],
     );
     let idle = &report["idle"];
     row(
-        &format!("server RSS with {} idle sockets", idle["sockets"]),
-        format!(
-            "{:.1} MiB ({:.1} KiB/socket){}",
-            f(&idle["rss_after_mib"]),
-            f(&idle["kib_per_socket"]),
-            // The verdict is on 10,000 sockets; a smaller run is judged by its extrapolation.
-            if idle["extrapolated"].as_bool().unwrap_or(false) {
-                format!(
-                    ", {:.1} MiB extrapolated to 10,000",
-                    f(&idle["rss_at_10k_mib"])
-                )
-            } else {
-                String::new()
-            }
+        &format!(
+            "server RSS with {} idle sockets",
+            count(&idle["sockets"], "10,000")
         ),
+        idle,
+        &|| {
+            format!(
+                "{:.1} MiB ({:.1} KiB/socket){}",
+                f(&idle["rss_after_mib"]),
+                f(&idle["kib_per_socket"]),
+                // The verdict is on 10,000 sockets; a smaller run is judged by its extrapolation.
+                if idle["extrapolated"].as_bool().unwrap_or(false) {
+                    format!(
+                        ", {:.1} MiB extrapolated to 10,000",
+                        f(&idle["rss_at_10k_mib"])
+                    )
+                } else {
+                    String::new()
+                }
+            )
+        },
         "≤ 150 MiB at 10,000",
         &idle["met"],
     );
@@ -660,16 +689,19 @@ pub fn print_summary(report: &Value) {
     row(
         &format!(
             "cold tenant first message over warm ({} tenants)",
-            cold["tenants"]
+            count(&cold["tenants"], "10,000")
         ),
-        format!(
-            "+{:.2} ms p50, {} at once (cold {:.2}, warm {:.2}); one at a time +{:.2} ms",
-            f(&cold["cold_over_warm_p50_ms"]),
-            cold["concurrent_probes"],
-            f(&cold["cold"]["p50_ms"]),
-            f(&cold["warm"]["p50_ms"]),
-            f(&cold["one_at_a_time"]["cold_over_warm_p50_ms"])
-        ),
+        cold,
+        &|| {
+            format!(
+                "+{:.2} ms p50, {} at once (cold {:.2}, warm {:.2}); one at a time +{:.2} ms",
+                f(&cold["cold_over_warm_p50_ms"]),
+                cold["concurrent_probes"],
+                f(&cold["cold"]["p50_ms"]),
+                f(&cold["warm"]["p50_ms"]),
+                f(&cold["one_at_a_time"]["cold_over_warm_p50_ms"])
+            )
+        },
         "≤ 2 ms",
         &cold["met"],
     );
@@ -681,8 +713,10 @@ pub fn print_summary(report: &Value) {
             100.0 * f(&g["encryption_cost_with"])
         );
     }
-    println!(
-        "| gateway / bare tungstenite echo (same frames) | {:.2} | — | — |",
-        f(&peak["ratios"]["gateway_over_echo"])
-    );
+    if !peak.is_null() {
+        println!(
+            "| gateway / bare tungstenite echo (same frames) | {:.2} | — | — |",
+            f(&peak["ratios"]["gateway_over_echo"])
+        );
+    }
 }
