@@ -15,13 +15,21 @@ pub struct Process {
 }
 
 impl Process {
-    /// Starts `current_exe --role ROLE ARGS…` and waits (bounded) for its `ready ADDR` line.
-    pub fn spawn(name: &str, role: &str, args: &[String], wait: Duration) -> Result<Self> {
+    /// Starts `current_exe --role ROLE ARGS…` with `env` added to its environment and waits
+    /// (bounded) for its `ready ADDR` line.
+    pub fn spawn(
+        name: &str,
+        role: &str,
+        args: &[String],
+        env: &[(String, String)],
+        wait: Duration,
+    ) -> Result<Self> {
         let exe = std::env::current_exe()?;
         let mut child = Command::new(exe)
             .arg("--role")
             .arg(role)
             .args(args)
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -11,7 +11,9 @@
 //! times, medians reported), `--only …`,
 //! `--durability full|normal` (tenant commits fsynced one by one, the default, or not),
 //! `--think-ms N` (0: each peak client's pause between a reply and its next submit),
-//! `--half-rate N` (the paced run at N msg/s instead of half the measured peak). Prints tables and writes `<target-dir>/bench/load.json`. Numbers only.
+//! `--half-rate N` (the paced run at N msg/s instead of half the measured peak),
+//! `--server-env K=V` (repeatable: added to the server children's environment only). Prints
+//! tables and writes `<target-dir>/bench/load.json`. Numbers only.
 
 #[path = "../support/stats.rs"]
 mod stats;
@@ -21,7 +23,7 @@ mod client;
 mod roles;
 mod scenarios;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use serde_json::{Value, json};
 
 use roles::arg;
@@ -45,7 +47,22 @@ pub struct Plan {
     pub durability: String,
     /// Each peak-run client waits this long after a reply before its next submit.
     pub think_ms: u64,
+    /// Extra environment for the server children only (`--server-env K=V`, repeatable): an A/B
+    /// of allocator settings such as `GLIBC_TUNABLES` that leaves the other processes alone.
+    pub server_env: Vec<(String, String)>,
     pub dir: std::path::PathBuf,
+}
+
+/// Every `--server-env K=V` pair, in order.
+fn server_env(args: &[String]) -> Result<Vec<(String, String)>> {
+    args.windows(2)
+        .filter(|w| w[0] == "--server-env")
+        .map(|w| {
+            w[1].split_once('=')
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .with_context(|| format!("--server-env wants KEY=VALUE, not {:?}", w[1]))
+        })
+        .collect()
 }
 
 fn main() -> Result<()> {
@@ -76,6 +93,7 @@ fn main() -> Result<()> {
         rounds: arg(&args, "--rounds", if quick { 1 } else { 3 }),
         durability: arg(&args, "--durability", "full".to_owned()),
         think_ms: arg(&args, "--think-ms", 0),
+        server_env: server_env(&args)?,
         dir: tmp.path().to_owned(),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -129,7 +147,8 @@ fn main() -> Result<()> {
                 "connections": plan.connections, "messages": plan.messages,
                 "peak_tenants": plan.peak_tenants, "idle_sockets": plan.idle_sockets,
                 "tenants": plan.tenants, "max_open_tenants": plan.max_open, "probes": plan.probes,
-                "durability": plan.durability, "think_ms": plan.think_ms},
+                "durability": plan.durability, "think_ms": plan.think_ms,
+                "server_env": plan.server_env.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>()},
             "peak": peak, "half_load": half, "idle": idle, "cold": cold,
         }))
     })?;

@@ -20,7 +20,7 @@ fn llm(plan: &Plan) -> Result<Process> {
         "--token-delay-us".to_owned(),
         plan.token_delay_us.to_string(),
     ];
-    Process::spawn("fake LLM", "llm", &args, START_WAIT)
+    Process::spawn("fake LLM", "llm", &args, &[], START_WAIT)
 }
 
 /// Starts a chatvault server child with `tenants` tenants; returns it and the widget socket URLs.
@@ -65,7 +65,13 @@ fn server_gathering(
     ]
     .map(str::to_owned);
     // Creating 10,000 tenants (a file, a DEK and catalog rows each) takes a while.
-    let process = Process::spawn(name, "server", &args, Duration::from_secs(900))?;
+    let process = Process::spawn(
+        name,
+        "server",
+        &args,
+        &plan.server_env,
+        Duration::from_secs(900),
+    )?;
     let urls = std::fs::read_to_string(&keys)?
         .lines()
         .map(|key| format!("ws://{}/v1/widget/ws?key={key}", process.addr))
@@ -247,7 +253,7 @@ pub async fn peak(plan: &Plan) -> Result<Value> {
                 }
                 "echo" => {
                     let args = ["--tokens".into(), plan.tokens.to_string()];
-                    let echo = Process::spawn("echo", "echo", &args, START_WAIT)?;
+                    let echo = Process::spawn("echo", "echo", &args, &[], START_WAIT)?;
                     let url = [format!("ws://{}/", echo.addr)];
                     through_sockets(&echo, &url, None, &load, None, label).await
                 }
