@@ -12,7 +12,8 @@
 //! `--durability full|normal` (tenant commits fsynced one by one, the default, or not),
 //! `--think-ms N` (0: each peak client's pause between a reply and its next submit),
 //! `--half-rate N` (the paced run at N msg/s instead of half the measured peak),
-//! `--server-env K=V` (repeatable: added to the server children's environment only). Prints
+//! `--server-env K=V` (repeatable: added to the server children's environment only),
+//! `--cold-gap-ms N` (0: the cold probes' pause between `hello` and submit, a round trip). Prints
 //! tables and writes `<target-dir>/bench/load.json`. Numbers only.
 
 #[path = "../support/stats.rs"]
@@ -39,6 +40,10 @@ pub struct Plan {
     pub tenants: usize,
     pub max_open: usize,
     pub probes: usize,
+    /// The cold scenario's pause between a probe's `hello` and its submit (`--cold-gap-ms`): on a
+    /// real network the submit reaches the server a round trip after the upgrade, on loopback
+    /// at once.
+    pub cold_gap: std::time::Duration,
     /// A second pair of gateway runs with this commit gather (µs); 0 skips them.
     pub gather_us: u64,
     /// Rounds of the peak runs (each variant once per round; the median is reported).
@@ -89,6 +94,7 @@ fn main() -> Result<()> {
         tenants: arg(&args, "--tenants", if quick { 1_000 } else { 10_000 }),
         max_open: 256,
         probes: if quick { 100 } else { 500 },
+        cold_gap: std::time::Duration::from_millis(arg(&args, "--cold-gap-ms", 0)),
         gather_us: arg(&args, "--gather-us", 1_000),
         rounds: arg(&args, "--rounds", if quick { 1 } else { 3 }),
         durability: arg(&args, "--durability", "full".to_owned()),
@@ -148,6 +154,7 @@ fn main() -> Result<()> {
                 "peak_tenants": plan.peak_tenants, "idle_sockets": plan.idle_sockets,
                 "tenants": plan.tenants, "max_open_tenants": plan.max_open, "probes": plan.probes,
                 "durability": plan.durability, "think_ms": plan.think_ms,
+                "cold_gap_ms": plan.cold_gap.as_millis(),
                 "server_env": plan.server_env.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>()},
             "peak": peak, "half_load": half, "idle": idle, "cold": cold,
         }))

@@ -462,8 +462,17 @@ pub async fn idle(plan: &Plan) -> Result<Value> {
 /// and a new conversation, so the only difference is opening the tenant file.
 pub async fn cold(plan: &Plan) -> Result<Value> {
     println!(
-        "\n## {} tenants, open-file LRU {}: first message to a cold vs a warm tenant",
-        plan.tenants, plan.max_open
+        "\n## {} tenants, open-file LRU {}: first message to a cold vs a warm tenant{}",
+        plan.tenants,
+        plan.max_open,
+        if plan.cold_gap.is_zero() {
+            String::new()
+        } else {
+            format!(
+                ", each submit {} ms after its hello",
+                plan.cold_gap.as_millis()
+            )
+        }
     );
     let llm = llm(plan)?;
     let started = std::time::Instant::now();
@@ -482,7 +491,7 @@ pub async fn cold(plan: &Plan) -> Result<Value> {
         "the cold scenario needs --tenants above {WARM}"
     );
     let warm_set: Vec<String> = urls[..WARM].to_vec();
-    probes(&warm_set, "warmup", CONCURRENT).await;
+    probes(&warm_set, "warmup", CONCURRENT, plan.cold_gap).await;
     // Cold and warm probes alternate, so whatever else the machine is doing (evicted files
     // closing, writeback) weighs on both alike. Cold ones spread over every tenant outside the
     // warm set in a fixed shuffled order (each cold tenant is probed once: the stride is prime
@@ -508,9 +517,9 @@ pub async fn cold(plan: &Plan) -> Result<Value> {
         "{:<34} {:>6} {:>10} {:>10} {:>10}",
         "submit→accepted (ms)", "n", "p50", "p95", "p99"
     );
-    let (alone, alone_errors) = probes(&mixed(0), "alone", 1).await;
+    let (alone, alone_errors) = probes(&mixed(0), "alone", 1, plan.cold_gap).await;
     let alone = cold_vs_warm(&alone, "one at a time");
-    let (together, errors) = probes(&mixed(plan.probes), "mixed", CONCURRENT).await;
+    let (together, errors) = probes(&mixed(plan.probes), "mixed", CONCURRENT, plan.cold_gap).await;
     let together = cold_vs_warm(&together, &format!("{CONCURRENT} at once"));
     let fds_after_spread = server.open_fds();
     let over = together["cold_over_warm_p50_ms"]
@@ -563,6 +572,7 @@ async fn probes(
     urls: &[String],
     tag: &str,
     parallel: usize,
+    gap: Duration,
 ) -> (
     Vec<client::Sample>,
     std::collections::BTreeMap<String, usize>,
@@ -572,6 +582,9 @@ async fn probes(
         .map(|(i, url)| async move {
             match client::connect(url, Some(ORIGIN)).await {
                 Ok(mut ws) => {
+                    if !gap.is_zero() {
+                        tokio::time::sleep(gap).await;
+                    }
                     client::exchange(
                         &mut ws,
                         &format!("{tag}-{i}"),
