@@ -525,9 +525,11 @@ pub async fn cold(plan: &Plan) -> Result<Value> {
     let over = together["cold_over_warm_p50_ms"]
         .as_f64()
         .unwrap_or(f64::NAN);
+    // The target is the loopback reading; with a gap the open at the handshake gets a head start.
+    let met = plan.cold_gap.is_zero().then_some(over <= 2.0);
     println!(
         "cold over warm p50, {CONCURRENT} at once: +{over:.2} ms (target ≤ 2: {}); one at a time: +{:.2} ms; server fds after the spread: {fds_after_spread}; errors {errors:?} / {alone_errors:?}",
-        verdict(over <= 2.0),
+        met.map_or("not judged with --cold-gap-ms", verdict),
         alone["cold_over_warm_p50_ms"].as_f64().unwrap_or(f64::NAN),
     );
     Ok(json!({
@@ -535,7 +537,7 @@ pub async fn cold(plan: &Plan) -> Result<Value> {
         "cold": together["cold"], "warm": together["warm"], "cold_over_warm_p50_ms": over,
         "one_at_a_time": alone,
         "server_fds_after_spread": fds_after_spread, "errors": errors,
-        "met": over <= 2.0,
+        "gap_ms": plan.cold_gap.as_millis(), "met": met,
     }))
 }
 
@@ -628,11 +630,9 @@ pub fn print_summary(report: &Value) {
             if section.is_null() {
                 println!("| {what} | not run | {target} | — |");
             } else {
-                println!(
-                    "| {what} | {} | {target} | {} |",
-                    result(),
-                    verdict(met.as_bool().unwrap_or(false))
-                );
+                // A null `met`: measured under conditions the target does not name.
+                let judged = met.as_bool().map_or("—", verdict);
+                println!("| {what} | {} | {target} | {judged} |", result());
             }
         };
     row(
@@ -713,12 +713,16 @@ pub fn print_summary(report: &Value) {
         cold,
         &|| {
             format!(
-                "+{:.2} ms p50, {} at once (cold {:.2}, warm {:.2}); one at a time +{:.2} ms",
+                "+{:.2} ms p50, {} at once (cold {:.2}, warm {:.2}); one at a time +{:.2} ms{}",
                 f(&cold["cold_over_warm_p50_ms"]),
                 cold["concurrent_probes"],
                 f(&cold["cold"]["p50_ms"]),
                 f(&cold["warm"]["p50_ms"]),
-                f(&cold["one_at_a_time"]["cold_over_warm_p50_ms"])
+                f(&cold["one_at_a_time"]["cold_over_warm_p50_ms"]),
+                match cold["gap_ms"].as_u64() {
+                    Some(gap) if gap > 0 => format!("; each submit {gap} ms after its hello"),
+                    _ => String::new(),
+                }
             )
         },
         "≤ 2 ms",
